@@ -1,0 +1,30 @@
+# The course's two commands (see README.md):
+#   make lab   set up .venv and open the course in JupyterLab
+#   make test  set up .venv and run the whole test suite (quick mode, CPU)
+# Re-running either is fast: .venv is rebuilt only when requirements.txt or
+# pyproject.toml change.
+
+PYTHON ?= python3.11
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: lab test clean
+
+$(STAMP): requirements.txt pyproject.toml
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 10), "Python 3.10+ is needed, found " + sys.version' \
+		|| { echo "Set PYTHON to a Python 3.11 interpreter, e.g. make test PYTHON=python3"; exit 1; }
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	$(BIN)/python -m pip install --quiet --no-deps -e .
+	touch $(STAMP)
+
+lab: $(STAMP)
+	$(BIN)/jupyter lab notebooks/
+
+test: $(STAMP)
+	METARL_QUICK=1 METARL_DEVICE=cpu MPLBACKEND=Agg $(BIN)/python -m pytest
+
+clean:
+	rm -rf $(VENV)
