@@ -1,0 +1,1 @@
+"""Task distributions and the environments the course trains on."""
