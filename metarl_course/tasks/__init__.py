@@ -1,1 +1,8 @@
 """Task distributions and the environments the course trains on."""
+
+from metarl_course.tasks.sinusoid import (
+    SinusoidBatch,
+    SinusoidTask,
+    SinusoidTaskDistribution,
+    meta_train_test_split,
+)
