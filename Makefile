@@ -21,10 +21,10 @@ $(STAMP): requirements.txt pyproject.toml
 	touch $(STAMP)
 
 lab: $(STAMP)
-	$(BIN)/jupyter lab notebooks/
+	$(BIN)/jupyter lab notebooks/ $(if $(filter 0,$(shell id -u)),--allow-root)
 
 test: $(STAMP)
-	METARL_QUICK=1 METARL_DEVICE=cpu MPLBACKEND=Agg $(BIN)/python -m pytest
+	METARL_QUICK=1 METARL_DEVICE=cpu $(BIN)/python -m pytest
 
 clean:
 	rm -rf $(VENV)
