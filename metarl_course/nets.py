@@ -42,6 +42,28 @@ class MLP(nn.Module):
         """(..., in_dim) -> (..., out_dim)"""
         return self.net(x)
 
+    def batched_forward(self, params: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+        """Run the network once per task, each task with its own parameters, in one batched pass.
+
+        The same result as ``torch.func.vmap(functional_call(self, ...))`` but with
+        ``torch.baddbmm``, which is faster for small networks on a CPU.
+
+        Args:
+            params: this module's parameter names -> (num_tasks, *param_shape).
+            x: (num_tasks, N, in_dim)
+
+        Returns:
+            (num_tasks, N, out_dim)
+        """
+        h = x
+        for i, layer in enumerate(self.net):
+            if isinstance(layer, nn.Linear):
+                weight, bias = params[f"net.{i}.weight"], params[f"net.{i}.bias"]  # (T, out, in), (T, out)
+                h = torch.baddbmm(bias.unsqueeze(1), h, weight.transpose(1, 2))  # (T, N, out)
+            else:
+                h = layer(h)
+        return h
+
 
 def sinusoid_regressor(seed: int = 0, device: torch.device | str | None = None,
                        dtype: torch.dtype = torch.float32) -> MLP:

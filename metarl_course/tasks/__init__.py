@@ -4,5 +4,6 @@ from metarl_course.tasks.sinusoid import (
     SinusoidBatch,
     SinusoidTask,
     SinusoidTaskDistribution,
+    heldout_batch,
     meta_train_test_split,
 )

@@ -142,3 +142,18 @@ def meta_train_test_split(distribution: SinusoidTaskDistribution, num_train: int
     """
     tasks = distribution.sample_tasks(num_train + num_test, np.random.default_rng(seed))
     return tasks[:num_train], tasks[num_train:]
+
+
+def heldout_batch(num_support: int = 10, num_tasks: int = 100, num_query: int = 100, seed: int = 2017,
+                  distribution: SinusoidTaskDistribution | None = None,
+                  device: torch.device | str | None = None) -> SinusoidBatch:
+    """The course's fixed meta-test set: the same tasks and points for every method and every run.
+
+    Its own seed keeps it apart from the task streams used in training (those
+    are drawn with the training seed); with continuous task parameters the two
+    never share a task.
+    """
+    distribution = distribution or SinusoidTaskDistribution()
+    rng = np.random.default_rng(seed)
+    tasks = distribution.sample_tasks(num_tasks, rng)
+    return distribution.make_batch(tasks, num_support, num_query, rng, device=device)

@@ -1,0 +1,133 @@
+"""The course's experiments, trainable from scratch by name.
+
+    python -m metarl_course list
+    python -m metarl_course train maml-sinusoid --seed 0
+
+``train`` runs the experiment through :func:`metarl_course.training.train`
+(resuming from ``runs/<name>-seed<seed>.pt`` if a previous run was stopped)
+and writes the result to ``metarl_course/checkpoints/<name>.pt``: the model's
+weights, the config, the final held-out numbers and a compact history. The
+chapters load these files with :func:`load_result`; each shipped file is
+reproduced by its command.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from metarl_course.baselines import PooledLearner
+from metarl_course.budget import budget
+from metarl_course.device import get_device
+from metarl_course.maml import MAMLConfig, MAMLLearner
+from metarl_course.nets import MLP, sinusoid_regressor
+from metarl_course.tasks.sinusoid import SinusoidTaskDistribution, heldout_batch
+from metarl_course.training import History, MetaLearner, atomic_save, train
+
+CHECKPOINT_DIR = Path(__file__).parent / "checkpoints"
+RUNS_DIR = Path("runs")
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """A named, reproducible training run."""
+
+    name: str
+    description: str
+    build: Callable[[int], MetaLearner]
+    """seed -> a fresh learner."""
+    num_iterations: int
+    """Meta-updates in full mode (quick mode: ``quick_iterations``)."""
+    quick_iterations: int
+    eval_every: int
+    config: dict[str, Any] = field(default_factory=dict)
+
+
+def _maml(config: MAMLConfig) -> Callable[[int], MetaLearner]:
+    def build(seed: int) -> MetaLearner:
+        return MAMLLearner(sinusoid_regressor(seed), config, SinusoidTaskDistribution(),
+                           heldout_batch(config.num_support))
+    return build
+
+
+def _pooled(oracle: bool) -> Callable[[int], MetaLearner]:
+    def build(seed: int) -> MetaLearner:
+        torch.manual_seed(seed)
+        model = MLP(3, 1, hidden=(40, 40)).to(get_device()) if oracle else sinusoid_regressor(seed)
+        return PooledLearner(model, SinusoidTaskDistribution(), heldout_batch(10), oracle=oracle)
+    return build
+
+
+def _sinusoid_experiments() -> dict[str, Experiment]:
+    out = {}
+    variants = {
+        "maml-sinusoid": ("second-order MAML, K=10 (Finn et al. 2017)", MAMLConfig()),
+        "maml-sinusoid-k5": ("second-order MAML, K=5", MAMLConfig(num_support=5, num_query=5)),
+        "maml-sinusoid-k20": ("second-order MAML, K=20", MAMLConfig(num_support=20, num_query=20)),
+        "fomaml-sinusoid": ("first-order MAML, K=10", MAMLConfig(algorithm="fomaml")),
+        "reptile-sinusoid": ("Reptile, K=10, 5 inner steps (Nichol et al. 2018)",
+                             MAMLConfig(algorithm="reptile", num_inner_steps=5)),
+    }
+    for name, (text, config) in variants.items():
+        out[name] = Experiment(name, text, _maml(config), 20_000, 300, 1000, config.to_dict())
+    out["pretrained-sinusoid"] = Experiment("pretrained-sinusoid", "one network trained on pooled tasks",
+                                            _pooled(False), 20_000, 300, 1000)
+    out["oracle-sinusoid"] = Experiment("oracle-sinusoid", "a network given amplitude and phase as inputs",
+                                        _pooled(True), 20_000, 300, 1000)
+    return out
+
+
+EXPERIMENTS: dict[str, Experiment] = _sinusoid_experiments()
+
+
+def get_experiment(name: str) -> Experiment:
+    if name not in EXPERIMENTS:
+        raise ValueError(f"unknown experiment {name!r}; choose one of: {', '.join(sorted(EXPERIMENTS))}")
+    return EXPERIMENTS[name]
+
+
+def _compact(history: History, every: int = 100) -> dict[str, list[tuple[int, float]]]:
+    """Eval metrics in full, per-iteration metrics thinned to one point in ``every``."""
+    return {k: (v if k.startswith(("eval/", "charts/")) else v[every - 1::every]) for k, v in history.records.items()}
+
+
+def run_experiment(name: str, seed: int = 0, num_iterations: int | None = None,
+                   out_dir: str | Path = CHECKPOINT_DIR, runs_dir: str | Path = RUNS_DIR,
+                   resume: bool = True, progress: bool = True) -> Path:
+    """Train experiment ``name`` from scratch (or resume it) and write ``<out_dir>/<name>.pt``."""
+    exp = get_experiment(name)
+    iterations = num_iterations or budget(full=exp.num_iterations, quick=exp.quick_iterations)
+    learner = exp.build(seed)
+    run_file = Path(runs_dir) / f"{name}-seed{seed}.pt"
+    start = time.perf_counter()
+    history = train(learner, iterations, seed=seed, eval_every=exp.eval_every, checkpoint_path=run_file,
+                    resume=resume, progress=progress, desc=name)
+    if history.interrupted:
+        raise KeyboardInterrupt(f"{name} was interrupted; run the same command again to resume from {run_file}")
+    result = {
+        "experiment": name, "seed": seed, "iterations": iterations, "config": exp.config,
+        "model": learner.state_dict()["model"],
+        "results": {k: v[-1][1] for k, v in history.records.items() if k.startswith("eval/")},
+        "wall_seconds_last_session": time.perf_counter() - start,
+        "torch": str(torch.__version__),
+        "history": _compact(history),
+    }
+    return atomic_save(result, Path(out_dir) / f"{name}.pt")
+
+
+def load_result(name: str, directory: str | Path = CHECKPOINT_DIR) -> tuple[MetaLearner, dict[str, Any]]:
+    """A learner of experiment ``name`` with the trained weights from ``<directory>/<name>.pt``, and the file's data."""
+    path = Path(directory) / f"{name}.pt"
+    if not path.exists():
+        raise FileNotFoundError(f"{path} does not exist; create it with: python -m metarl_course train {name}")
+    data = torch.load(path, map_location="cpu", weights_only=True)
+    learner = get_experiment(name).build(data["seed"])
+    model: nn.Module = learner.model  # type: ignore[attr-defined]
+    model.load_state_dict(data["model"])
+    return learner, data

@@ -1,0 +1,216 @@
+"""The course's one meta-training loop: sample tasks -> adapt -> evaluate -> meta-update.
+
+Every algorithm of the course is a *meta-learner*: an object with the four
+steps below (plus held-out evaluation and ``state_dict``). :func:`train` runs
+them with a progress bar, records a :class:`History` of named metrics,
+evaluates on held-out tasks every ``eval_every`` iterations, and writes
+checkpoints atomically. A run stopped mid-way resumes from its last checkpoint
+and ends with the same numbers as an uninterrupted run with the same seed:
+the checkpoint holds the learner, the optimiser and every random-number state.
+
+Interrupting a notebook cell (the stop button, Ctrl-C) ends :func:`train` at the
+end of the current iteration: the model keeps what it learned, the history is
+returned, and a checkpoint is written if a path was given.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+
+class MetaLearner(Protocol):
+    """What :func:`train` needs from an algorithm."""
+
+    def sample_tasks(self, rng: np.random.Generator) -> Any:
+        """Draw a meta-batch of tasks (and their data) from p(T)."""
+
+    def adapt(self, tasks: Any) -> Any:
+        """The inner loop: adapt to each task (gradient steps, or an RNN's hidden state)."""
+
+    def evaluate(self, tasks: Any, adapted: Any) -> tuple[torch.Tensor, dict[str, float]]:
+        """The meta-objective on the adapted learners, and metrics to log."""
+
+    def meta_update(self, tasks: Any, adapted: Any, meta_loss: torch.Tensor) -> dict[str, float]:
+        """The outer loop: one update of the meta-parameters; returns metrics to log."""
+
+    def evaluate_heldout(self) -> dict[str, float]:
+        """Metrics on fixed held-out (meta-test) tasks."""
+
+    def state_dict(self) -> dict[str, Any]: ...
+
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+
+class History:
+    """Named metrics over training: ``history["eval/mse_step1"]`` -> (iterations, values)."""
+
+    def __init__(self, records: dict[str, list[tuple[int, float]]] | None = None) -> None:
+        self.records: dict[str, list[tuple[int, float]]] = {k: list(v) for k, v in (records or {}).items()}
+        self.interrupted = False
+
+    def log(self, iteration: int, metrics: dict[str, float]) -> None:
+        for name, value in metrics.items():
+            self.records.setdefault(name, []).append((iteration, float(value)))
+
+    def __getitem__(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        if name not in self.records:
+            raise KeyError(f"no metric {name!r}; recorded: {sorted(self.records)}")
+        data = np.array(self.records[name], dtype=float).reshape(-1, 2)
+        return data[:, 0].astype(int), data[:, 1]
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.records
+
+    def names(self) -> list[str]:
+        return sorted(self.records)
+
+    def last(self, name: str) -> float:
+        return self.records[name][-1][1]
+
+    def __repr__(self) -> str:
+        return f"History({', '.join(f'{k}: {len(v)}' for k, v in sorted(self.records.items()))})"
+
+
+def atomic_save(obj: Any, path: str | os.PathLike) -> Path:
+    """``torch.save`` to a temporary file in the same folder, then rename: never a half-written file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def save_checkpoint(path: str | os.PathLike, learner: MetaLearner, history: History, iteration: int,
+                    rng: np.random.Generator, extra: dict[str, Any] | None = None) -> Path:
+    """Everything needed to resume: learner, history, iteration and random states."""
+    return atomic_save({
+        "iteration": iteration,
+        "learner": learner.state_dict(),
+        "history": history.records,
+        "numpy_rng": rng.bit_generator.state,
+        "torch_rng": torch.get_rng_state(),
+        "extra": extra or {},
+    }, path)
+
+
+def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
+    """Read a checkpoint written by :func:`save_checkpoint` (tensors and plain data only)."""
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+@contextmanager
+def _deferred_interrupt() -> Iterator[list[bool]]:
+    """Turn Ctrl-C / the notebook's stop button into a flag checked between iterations."""
+    flag = [False]
+    if threading.current_thread() is not threading.main_thread():
+        yield flag
+        return
+
+    def handler(signum, frame):  # noqa: ARG001
+        if flag[0]:  # a second interrupt stops at once
+            raise KeyboardInterrupt
+        flag[0] = True
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield flag
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def check_finite(loss: torch.Tensor | float, iteration: int) -> None:
+    value = float(loss.detach()) if isinstance(loss, torch.Tensor) else float(loss)
+    if not math.isfinite(value):
+        raise FloatingPointError(
+            f"the meta-loss became {value} at iteration {iteration}: training diverged. "
+            "Try smaller learning rates (inner_lr and/or meta_lr)."
+        )
+
+
+def train(learner: MetaLearner, num_iterations: int, seed: int = 0, eval_every: int = 0,
+          checkpoint_path: str | os.PathLike | None = None, checkpoint_every: int = 1000,
+          resume: bool = True, progress: bool = True, desc: str = "meta-training") -> History:
+    """Meta-train ``learner`` for ``num_iterations`` meta-updates.
+
+    Each iteration: ``tasks = sample_tasks(rng)``; ``adapted = adapt(tasks)``;
+    ``loss, metrics = evaluate(tasks, adapted)``; ``meta_update(tasks, adapted, loss)``.
+
+    Args:
+        seed: seeds the task sampler (a ``np.random.Generator``) and torch.
+        eval_every: run ``evaluate_heldout`` every this many iterations and at the end (0: only at the end).
+        checkpoint_path: where to write checkpoints; with ``resume``, an existing file there
+            is loaded first and training continues from its iteration.
+        checkpoint_every: iterations between checkpoints (and one at the end).
+
+    Returns:
+        The :class:`History`; ``history.interrupted`` tells whether it was stopped early.
+    """
+    if not isinstance(num_iterations, int) or num_iterations < 1:
+        raise ValueError(f"num_iterations must be a positive integer, got {num_iterations!r}")
+    if eval_every < 0 or checkpoint_every < 1:
+        raise ValueError("eval_every must be >= 0 and checkpoint_every >= 1")
+    rng = np.random.default_rng(seed)
+    torch.manual_seed(seed)
+    history, start = History(), 0
+    if checkpoint_path is not None and resume and Path(checkpoint_path).exists():
+        state = load_checkpoint(checkpoint_path)
+        learner.load_state_dict(state["learner"])
+        history, start = History(state["history"]), state["iteration"]
+        rng.bit_generator.state = state["numpy_rng"]
+        torch.set_rng_state(state["torch_rng"])
+
+    def checkpoint(iteration: int) -> None:
+        if checkpoint_path is not None:
+            save_checkpoint(checkpoint_path, learner, history, iteration, rng)
+
+    started = time.perf_counter()
+    iteration = start
+    with _deferred_interrupt() as interrupted, tqdm(total=num_iterations, initial=start, desc=desc,
+                                                    disable=not progress, leave=False) as bar:
+        while iteration < num_iterations and not interrupted[0]:
+            tasks = learner.sample_tasks(rng)
+            adapted = learner.adapt(tasks)
+            loss, metrics = learner.evaluate(tasks, adapted)
+            check_finite(loss, iteration)
+            metrics = {**metrics, **learner.meta_update(tasks, adapted, loss)}
+            iteration += 1
+            history.log(iteration, metrics)
+            if eval_every and iteration % eval_every == 0:
+                history.log(iteration, learner.evaluate_heldout())
+            if iteration % checkpoint_every == 0:
+                checkpoint(iteration)
+            bar.update(1)
+            if iteration % 100 == 0:
+                bar.set_postfix({k.split("/")[-1]: f"{v:.3g}" for k, v in metrics.items()}, refresh=False)
+    if start < iteration == num_iterations and not (eval_every and iteration % eval_every == 0):
+        history.log(iteration, learner.evaluate_heldout())  # always end with a held-out evaluation
+    if iteration > start:
+        history.log(iteration, {"charts/wall_seconds": time.perf_counter() - started})
+    checkpoint(iteration)
+    if interrupted[0]:
+        history.interrupted = True
+        print(f"Interrupted after {iteration} of {num_iterations} iterations: the model and history so far are "
+              f"kept{'' if checkpoint_path is None else f'; run again to resume from {checkpoint_path}'}.")
+    return history

@@ -1,0 +1,124 @@
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from metarl_course.adaptation import adapt, batched_loss, parameters_of
+from metarl_course.maml import MAMLConfig, MAMLLearner, maml_meta_loss, meta_gradient
+from metarl_course.nets import MLP, sinusoid_regressor
+from metarl_course.tasks import SinusoidTaskDistribution, heldout_batch
+from metarl_course.training import train
+
+
+def setup(dtype=torch.float64, hidden=(16, 16), activation=nn.ReLU, num_tasks=5):
+    torch.manual_seed(0)
+    net = MLP(1, 1, hidden=hidden, activation=activation).to(dtype)
+    b = SinusoidTaskDistribution().sample_batch(num_tasks, 10, 10, np.random.default_rng(1), dtype=dtype)
+    return net, b
+
+
+def seed_style_meta_gradient(net, b, lr, steps, first_order):
+    """The seed tutorial's loop: per task, autograd.grad(create_graph=True), summed query losses."""
+    meta_params = dict(net.named_parameters())
+    total = 0.0
+    for i in range(b.num_tasks):
+        params = {k: v.clone() for k, v in meta_params.items()}
+        for _ in range(steps):
+            pred = torch.func.functional_call(net, params, (b.support_x[i],))
+            loss = nn.functional.mse_loss(pred, b.support_y[i])
+            grads = torch.autograd.grad(loss, list(params.values()), create_graph=not first_order)
+            params = {k: v - lr * g for (k, v), g in zip(params.items(), grads)}
+        total = total + nn.functional.mse_loss(torch.func.functional_call(net, params, (b.query_x[i],)), b.query_y[i])
+    grads = torch.autograd.grad(total / b.num_tasks, list(meta_params.values()))
+    return dict(zip(meta_params, grads))
+
+
+@pytest.mark.parametrize("steps", [1, 3])
+@pytest.mark.parametrize("algorithm", ["maml", "fomaml"])
+def test_meta_gradient_equals_seed_style_loop(steps, algorithm):
+    net, b = setup()
+    config = MAMLConfig(algorithm=algorithm, inner_lr=0.05, num_inner_steps=steps)
+    ours, _ = meta_gradient(net, parameters_of(net), b.support_x, b.support_y, b.query_x, b.query_y, config)
+    ref = seed_style_meta_gradient(net, b, 0.05, steps, first_order=algorithm == "fomaml")
+    for k in ref:
+        assert torch.allclose(ours[k], ref[k], atol=1e-10, rtol=0), k
+
+
+def test_generic_vmap_path_equals_fast_mlp_path():
+    net, b = setup(activation=nn.Tanh)
+    plain = nn.Sequential(*net.net)  # same weights, no batched_forward: takes the vmap path
+    config = MAMLConfig(inner_lr=0.05, num_inner_steps=2)
+    fast, _ = meta_gradient(net, parameters_of(net), b.support_x, b.support_y, b.query_x, b.query_y, config)
+    generic, _ = meta_gradient(plain, parameters_of(plain), b.support_x, b.support_y, b.query_x, b.query_y, config)
+    for k, v in generic.items():
+        assert torch.allclose(fast[f"net.{k}"], v, atol=1e-12)
+
+
+def test_first_and_second_order_differ():
+    net, b = setup()
+    so, _ = meta_gradient(net, parameters_of(net), b.support_x, b.support_y, b.query_x, b.query_y,
+                          MAMLConfig(inner_lr=0.05))
+    fo, _ = meta_gradient(net, parameters_of(net), b.support_x, b.support_y, b.query_x, b.query_y,
+                          MAMLConfig(algorithm="fomaml", inner_lr=0.05))
+    diff = max((so[k] - fo[k]).abs().max().item() for k in so)
+    assert diff > 1e-4
+
+
+def test_second_order_meta_gradient_matches_finite_differences():
+    net, b = setup(hidden=(4,), activation=nn.Tanh, num_tasks=3)
+    names = [k for k, _ in net.named_parameters()]
+    shapes = [p.shape for _, p in net.named_parameters()]
+
+    def objective(*flat):
+        params = dict(zip(names, flat))
+        return maml_meta_loss(net, params, b.support_x, b.support_y, b.query_x, b.query_y, 0.1, 2)
+
+    inputs = tuple(p.detach().clone().requires_grad_() for _, p in net.named_parameters())
+    assert [t.shape for t in inputs] == shapes
+    assert torch.autograd.gradcheck(objective, inputs, eps=1e-6, atol=1e-6)
+
+
+def test_reptile_direction_is_theta_minus_mean_adapted():
+    net, b = setup()
+    config = MAMLConfig(algorithm="reptile", inner_lr=0.05, num_inner_steps=3)
+    direction, _ = meta_gradient(net, parameters_of(net), b.support_x, b.support_y, b.query_x, b.query_y, config)
+    adapted = adapt(net, {k: v.detach() for k, v in parameters_of(net).items()}, b.support_x, b.support_y, 0.05, 3)
+    for k, v in net.named_parameters():
+        assert torch.allclose(direction[k], v.detach() - adapted[k].mean(0), atol=1e-12)
+
+
+def test_meta_gradient_does_not_touch_the_model():
+    net, b = setup()
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    meta_gradient(net, parameters_of(net), b.support_x, b.support_y, b.query_x, b.query_y, MAMLConfig(num_inner_steps=3))
+    assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
+    assert all(p.grad is None for p in net.parameters())
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    ({"inner_lr": -0.1}, "inner_lr must be > 0"), ({"meta_lr": 0}, "meta_lr must be > 0"),
+    ({"num_inner_steps": 0}, "positive integer"), ({"algorithm": "maml2"}, "one of"),
+    ({"algorithm": "reptile", "num_inner_steps": 1}, "num_inner_steps >= 2"),
+])
+def test_config_rejects_bad_values(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        MAMLConfig(**kwargs)
+
+
+def test_short_meta_training_improves_one_step_mse():
+    torch.manual_seed(0)
+    learner = MAMLLearner(sinusoid_regressor(0, device="cpu"), MAMLConfig(), SinusoidTaskDistribution(),
+                          heldout_batch(10, device="cpu"))
+    before = learner.evaluate_heldout()["eval/mse_step1"]
+    history = train(learner, 400, progress=False)
+    after = history.last("eval/mse_step1")
+    assert after < 0.8 * before, (before, after)
+    _, losses = history["losses/query_mse"]
+    assert losses[-50:].mean() < losses[:50].mean()
+
+
+def test_divergence_stops_with_a_hint():
+    learner = MAMLLearner(sinusoid_regressor(0, device="cpu"), MAMLConfig(inner_lr=50.0, meta_lr=10.0), SinusoidTaskDistribution(),
+                          heldout_batch(10, device="cpu"))
+    with pytest.raises(FloatingPointError, match="smaller learning rates"):
+        train(learner, 50, progress=False)
