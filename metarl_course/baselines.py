@@ -21,8 +21,9 @@ import torch
 from torch import nn
 
 from metarl_course.adaptation import adaptation_curve, mse, parameters_of
+from metarl_course.evaluation import curve_metrics
 from metarl_course.tasks.sinusoid import SinusoidBatch, SinusoidTaskDistribution
-from metarl_course.training import History, train
+from metarl_course.training import History, ModelOptimizerState, train
 
 
 def with_task_inputs(x: torch.Tensor, batch: SinusoidBatch) -> torch.Tensor:
@@ -31,7 +32,7 @@ def with_task_inputs(x: torch.Tensor, batch: SinusoidBatch) -> torch.Tensor:
     return torch.cat([x, params.expand(-1, x.shape[1], -1)], dim=-1)
 
 
-class PooledLearner:
+class PooledLearner(ModelOptimizerState):
     """Plain regression on points pooled across tasks (``oracle=True``: with the task as input).
 
     One iteration draws ``tasks_per_batch`` new tasks with ``points_per_task``
@@ -79,16 +80,7 @@ class PooledLearner:
                                 h.query_x, h.query_y, self.finetune_lr, steps)
 
     def evaluate_heldout(self) -> dict[str, float]:
-        curve = self.adaptation_curve().mean(dim=0)
-        return {"eval/mse_step0": curve[0].item(), "eval/mse_step1": curve[1].item(),
-                f"eval/mse_step{self.eval_steps}": curve[-1].item()}
-
-    def state_dict(self) -> dict:
-        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict()}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
+        return curve_metrics(self.adaptation_curve())
 
 
 def pretrain_on_pooled_tasks(model: nn.Module, distribution: SinusoidTaskDistribution, num_iterations: int,

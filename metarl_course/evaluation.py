@@ -48,3 +48,11 @@ def summarize(values: np.ndarray | torch.Tensor, confidence: float = 0.95) -> Me
     flat = values.reshape(-1)
     mean, hw = mean_ci(flat, confidence)
     return MeanCI(float(mean), float(hw), int(flat.shape[0]))
+
+
+def curve_metrics(curve: torch.Tensor, prefix: str = "eval/mse") -> dict[str, float]:
+    """Mean held-out loss after 0 steps, 1 step and the last step of an adaptation curve (tasks, steps + 1)."""
+    mean = curve.mean(dim=0)
+    last = mean.shape[0] - 1
+    return {f"{prefix}_step0": mean[0].item(), f"{prefix}_step1": mean[min(1, last)].item(),
+            f"{prefix}_step{last}": mean[last].item()}

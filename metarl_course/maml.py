@@ -27,13 +27,14 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Literal
 
+import numpy as np
 import torch
 from torch import nn
 
-import numpy as np
-
 from metarl_course.adaptation import (LossFn, Params, adapt, adaptation_curve, batched_loss, check_task_shapes, mse,
                                       parameters_of)
+from metarl_course.evaluation import curve_metrics
+from metarl_course.training import ModelOptimizerState
 
 Algorithm = Literal["maml", "fomaml", "reptile"]
 ALGORITHMS = ("maml", "fomaml", "reptile")
@@ -135,7 +136,7 @@ def meta_gradient(model: nn.Module, params: Params, support_x: torch.Tensor, sup
     return outer_gradient(params, adapted, query_loss, config.algorithm), query_loss.item()
 
 
-class MAMLLearner:
+class MAMLLearner(ModelOptimizerState):
     """MAML / first-order MAML / Reptile on a regression task distribution, for :func:`~metarl_course.training.train`.
 
     Args:
@@ -183,13 +184,4 @@ class MAMLLearner:
                                 self.config.inner_lr, self.eval_steps if num_steps is None else num_steps)
 
     def evaluate_heldout(self) -> dict[str, float]:
-        curve = self.adaptation_curve().mean(dim=0)
-        return {"eval/mse_step0": curve[0].item(), "eval/mse_step1": curve[1].item(),
-                f"eval/mse_step{self.eval_steps}": curve[-1].item()}
-
-    def state_dict(self) -> dict:
-        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict()}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
+        return curve_metrics(self.adaptation_curve())

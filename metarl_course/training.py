@@ -54,6 +54,20 @@ class MetaLearner(Protocol):
     def load_state_dict(self, state: dict[str, Any]) -> None: ...
 
 
+class ModelOptimizerState:
+    """``state_dict`` / ``load_state_dict`` for learners whose state is ``self.model`` and ``self.optimizer``."""
+
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+
+
 class History:
     """Named metrics over training: ``history["eval/mse_step1"]`` -> (iterations, values)."""
 
