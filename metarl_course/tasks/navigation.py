@@ -312,5 +312,8 @@ class BatchedNavigationEnv(BatchedEnv[NavigationTask]):
         move = self._dynamics * actions.clamp(-MAX_ACTION, MAX_ACTION)  # (N, 2)
         self._position = self._position + move  # a new tensor: returned observations are never overwritten
         offset = self._position - self._goals
-        distance = (offset[:, 0] * offset[:, 0] + offset[:, 1] * offset[:, 1]).sqrt()  # (N,)
+        squared = offset[:, 0] * offset[:, 0] + offset[:, 1] * offset[:, 1]  # (N,) float32
+        # torch's vectorised float32 sqrt on CPU (AVX512) is not always correctly rounded; the
+        # float64 square root rounded to float32 is, so it matches NumPy (and the gymnasium env) exactly.
+        distance = squared.double().sqrt().float()  # (N,)
         return self._position, -distance
