@@ -49,6 +49,8 @@ from gymnasium.vector.utils import batch_space
 from metarl_course.device import get_device
 from metarl_course.tasks.distribution import TaskT, check_count
 
+_INDEX_DTYPES = (torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8)
+
 
 class BatchedEnv(ABC, Generic[TaskT]):
     """Base class: trial bookkeeping, seeding and input checks shared by the course's batched envs.
@@ -197,18 +199,20 @@ class BatchedEnv(ABC, Generic[TaskT]):
     # ------------------------------------------------------------------ helpers for subclasses
     def _as_index_actions(self, actions: Any, num_actions: int) -> torch.Tensor:
         """Check integer actions of shape ``(num_envs,)`` in ``[0, num_actions)``."""
-        actions = torch.as_tensor(actions, device=self.device)
+        if not (isinstance(actions, torch.Tensor) and actions.device == self.device):
+            actions = torch.as_tensor(actions, device=self.device)
         if actions.shape != (self.num_envs,):
             raise ValueError(
                 f"actions must have shape ({self.num_envs},), one index per task, got {tuple(actions.shape)}"
             )
-        if actions.dtype.is_floating_point or actions.dtype.is_complex or actions.dtype == torch.bool:
+        if actions.dtype not in _INDEX_DTYPES:
             raise ValueError(
                 f"actions must be integer indices (torch.long), got {actions.dtype}; "
                 "use e.g. dist.sample() from a Categorical, or actions.long()."
             )
-        low, high = torch.aminmax(actions)
-        low, high = low.item(), high.item()
-        if low < 0 or high >= num_actions:
-            raise ValueError(f"actions must lie in [0, {num_actions - 1}], got values from {low} to {high}")
-        return actions.long()
+        low, high = torch.aminmax(actions)  # one pass over the actions, then one sync
+        if low.item() < 0 or high.item() >= num_actions:
+            raise ValueError(
+                f"actions must lie in [0, {num_actions - 1}], got values from {low.item()} to {high.item()}"
+            )
+        return actions if actions.dtype == torch.long else actions.long()
