@@ -28,6 +28,8 @@ The differences, all deliberate:
   :meth:`reset`.
 * Episodes end on a time limit only, so ``terminated`` is always False and
   ``truncated`` marks the horizon (the observations do not include time).
+  For speed the flag tensors are shared between steps: read them, copy them
+  (``truncated.clone()``), but do not modify them in place.
 
 Random numbers come from ``env.generator``, an explicit ``torch.Generator``
 on the env's device: ``reset(seed=s)`` reseeds it, ``reset()`` continues its
