@@ -31,6 +31,7 @@ import re
 import shutil
 import tempfile
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -79,7 +80,7 @@ def questions(assignment: str, solutions_dir: Path = SOLUTIONS_DIR) -> list[Ques
     return out
 
 
-def _find_notebook(folder: Path, name: str, expected: list[str]) -> tuple[Path | None, str]:
+def _find_notebook(folder: Path, name: str, expected: list[str], assignment: str) -> tuple[Path | None, str]:
     """The student's copy of notebook ``name`` in ``folder``, or None and the reason."""
     path = folder / name
     if path.is_file():
@@ -89,7 +90,8 @@ def _find_notebook(folder: Path, name: str, expected: list[str]) -> tuple[Path |
         return folder / found[0], f"graded {found[0]} as {name}"
     dirs = sorted(p.name + "/" for p in folder.iterdir() if p.is_dir() and p.name not in IGNORED)
     seen = ", ".join(found + dirs) or "nothing"
-    return None, f"missing {name} (found: {seen})"
+    hint = f"; the assignment's folder must be named {folder.name}/{assignment}/ or left out" if dirs else ""
+    return None, f"missing {name} (found: {seen}{hint})"
 
 
 def _check_notebook(path: Path) -> str:
@@ -121,7 +123,7 @@ def arrange_submission(entry: Path, assignment: str, expected: list[str], course
     folder = entry / assignment if (entry / assignment).is_dir() else entry
     files = {}
     for name in expected:
-        path, note = _find_notebook(folder, name, expected)
+        path, note = _find_notebook(folder, name, expected, assignment)
         if path is None:
             result.status = note
             return result
@@ -204,7 +206,12 @@ def grade_class(submissions: Path, assignment: str, out_csv: Path, course_root: 
 
 def _grade_one(api, config, course_root: Path, assignment: str, result: StudentResult, qs: list[Question],
                feedback: bool) -> None:
-    graded = run_api(api, "autograde", assignment, result.student, force=True, create=True)
+    with warnings.catch_warnings():
+        # nbgrader 0.9.6 with SQLAlchemy 2 warns "Object ... not in session" while creating a submission: harmless
+        warnings.filterwarnings("ignore", message=".*not in session.*")
+        # a test cell that nbgrader puts back into a submission has no cell id; nbformat 5.11 adds one
+        warnings.filterwarnings("ignore", message="Cell is missing an id field")
+        graded = run_api(api, "autograde", assignment, result.student, force=True, create=True)
     if not graded["success"]:
         result.status = f"autograding failed: {_last_error_line(graded)}"
         return
