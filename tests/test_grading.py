@@ -145,7 +145,7 @@ class TestSolutionsAndBlankExercises:
     """Every assignment: its solution notebook scores full marks, its released exercise scores zero."""
 
     @pytest.mark.parametrize("assignment", list_assignments())
-    def test_solution_full_marks_exercise_zero(self, troubled_class_solutions_and_blanks, assignment):
+    def test_solution_full_marks_exercise_zero(self, graded_solutions_and_blanks, assignment):
         grades, course = graded_solutions_and_blanks[assignment]
         assert grades["solution"]["status"] == GRADED
         assert float(grades["solution"]["total"]) == max_total(assignment) > 0
