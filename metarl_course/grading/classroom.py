@@ -153,7 +153,9 @@ def _read_scores(course_root: Path, config, assignment: str, student: str, qs: l
     from nbgrader.api import Gradebook
 
     with Gradebook(config.CourseDirectory.db_url) as gb:
-        return {q.grade_id: float(gb.find_grade(q.grade_id, q.notebook, assignment, student).score) for q in qs}
+        grades = {q.grade_id: gb.find_grade(q.grade_id, q.notebook, assignment, student).score for q in qs}
+    # a score is None only for a cell that needs manual grading; the autograded test cells always have one
+    return {k: float(v or 0.0) for k, v in grades.items()}
 
 
 def grade_class(submissions: Path, assignment: str, out_csv: Path, course_root: Path = Path("classroom"),
@@ -215,7 +217,11 @@ def _grade_one(api, config, course_root: Path, assignment: str, result: StudentR
     if not graded["success"]:
         result.status = f"autograding failed: {_last_error_line(graded)}"
         return
-    result.scores = _read_scores(course_root, config, assignment, result.student, qs)
+    try:
+        result.scores = _read_scores(course_root, config, assignment, result.student, qs)
+    except Exception as exc:  # noqa: BLE001 - reported in this student's row; the rest of the class goes on
+        result.status = f"could not read the scores from the gradebook: {type(exc).__name__}: {exc}"
+        return
     if feedback:
         fb = run_api(api, "generate_feedback", assignment, result.student, force=True)
         if not fb["success"]:
