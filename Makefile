@@ -28,3 +28,15 @@ test: $(STAMP)
 
 clean:
 	rm -rf $(VENV)
+
+# Classroom (see README, "Teaching with the exercises"):
+#   make exercises                                   regenerate exercises/ from solutions/
+#   make grade SUBMISSIONS=DIR ASSIGNMENT=NAME [OUT=grades.csv]   grade a class (feedback in classroom/feedback)
+OUT ?= grades.csv
+.PHONY: exercises grade
+exercises: $(STAMP)
+	$(BIN)/python -m metarl_course.grading generate
+
+grade: $(STAMP)
+	@test -n "$(SUBMISSIONS)" -a -n "$(ASSIGNMENT)" || { echo "usage: make grade SUBMISSIONS=DIR ASSIGNMENT=NAME [OUT=grades.csv]"; exit 2; }
+	$(BIN)/python -m metarl_course.grading grade --submissions "$(SUBMISSIONS)" --assignment "$(ASSIGNMENT)" --out "$(OUT)"

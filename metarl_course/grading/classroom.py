@@ -1,0 +1,281 @@
+"""Grade a whole class with nbgrader: arrange submissions, autograde, feedback, one CSV of per-question scores.
+
+The grading happens in a *course folder* (default ``classroom/``, kept out of
+git) with nbgrader's standard layout::
+
+    classroom/
+      nbgrader_config.py      so that nbgrader's own commands (formgrader, export, ...) work there too
+      gradebook.db            nbgrader's database: every cell's source, checksum and points, every score
+      source/<assignment>/    a copy of solutions/<assignment>/ (tests and hidden tests live here)
+      submitted/<student>/<assignment>/<notebook>.ipynb
+      autograded/...          the executed submissions
+      feedback/<student>/<assignment>/<notebook>.html
+
+Each student is autograded separately, so one broken submission (an
+exception, an endless loop, deleted tests, megabytes of output) costs only that
+student's points; a submission that cannot be graded at all (not a notebook,
+missing, a badly named folder) is reported in the CSV's ``status`` column and
+the rest of the class is graded. Test cells, hidden tests and read-only cells
+are restored from the gradebook before a notebook runs, whatever the student
+did to them, and every cell has a time limit.
+
+Student code runs with the grader's permissions: grade untrusted submissions
+in a container or a throw-away virtual machine.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import re
+import shutil
+import tempfile
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import nbformat
+
+from metarl_course.grading.course import (DEFAULT_TIMEOUT, IGNORED, SOLUTIONS_DIR, GradingError, check_assignment,
+                                          copy_source, make_api, nbgrader_config, notebook_names, run_api)
+
+STUDENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]*$")
+"""Valid student ids (folder names): letters, digits and ``_ . @ -``, starting with a letter or digit."""
+GRADED = "graded"
+
+
+@dataclass
+class StudentResult:
+    """One row of the grades CSV."""
+
+    student: str
+    status: str = GRADED
+    """``graded``, or what went wrong (then ``scores`` is empty)."""
+    scores: dict[str, float] = field(default_factory=dict)
+    """grade cell id -> points scored."""
+    notes: list[str] = field(default_factory=list)
+    """Things worth knowing that did not stop grading (a renamed notebook, feedback that failed)."""
+
+
+@dataclass(frozen=True)
+class Question:
+    """One autograded test cell of an assignment."""
+
+    notebook: str
+    """The notebook's name without ``.ipynb``."""
+    grade_id: str
+    max_score: float
+
+
+def questions(assignment: str, solutions_dir: Path = SOLUTIONS_DIR) -> list[Question]:
+    """The graded cells of an assignment, in notebook order."""
+    out = []
+    for name in notebook_names(assignment, solutions_dir):
+        nb = nbformat.read(Path(solutions_dir) / assignment / name, as_version=4)
+        for cell in nb.cells:
+            meta = cell.metadata.get("nbgrader", {})
+            if meta.get("grade"):
+                out.append(Question(Path(name).stem, meta["grade_id"], float(meta.get("points", 0))))
+    return out
+
+
+def _find_notebook(folder: Path, name: str, expected: list[str], assignment: str) -> tuple[Path | None, str]:
+    """The student's copy of notebook ``name`` in ``folder``, or None and the reason."""
+    path = folder / name
+    if path.is_file():
+        return path, ""
+    found = sorted(p.name for p in folder.glob("*.ipynb"))
+    if len(expected) == 1 and len(found) == 1:
+        return folder / found[0], f"graded {found[0]} as {name}"
+    dirs = sorted(p.name + "/" for p in folder.iterdir() if p.is_dir() and p.name not in IGNORED)
+    seen = ", ".join(found + dirs) or "nothing"
+    hint = f"; the assignment's folder must be named {folder.name}/{assignment}/ or left out" if dirs else ""
+    return None, f"missing {name} (found: {seen}{hint})"
+
+
+def _check_notebook(path: Path) -> str:
+    """Empty if ``path`` is a readable, valid notebook; otherwise why not."""
+    try:
+        nb = nbformat.read(path, as_version=4)
+        nbformat.validate(nb)
+    except Exception as exc:  # noqa: BLE001 - any failure to read means "not a notebook", reported per student
+        first_line = (str(exc).strip().splitlines() or [""])[0][:200]
+        return f"{path.name} is not a valid notebook ({type(exc).__name__}: {first_line})"
+    return ""
+
+
+def arrange_submission(entry: Path, assignment: str, expected: list[str], course_root: Path) -> StudentResult:
+    """Check one student's folder and copy it to ``course_root/submitted/<student>/<assignment>/``.
+
+    ``entry`` is either nbgrader's layout (``<student>/<assignment>/<nb>.ipynb``)
+    or a plain folder (``<student>/<nb>.ipynb``).
+    """
+    result = StudentResult(entry.name)
+    dest = course_root / "submitted" / entry.name / assignment
+    if not entry.is_dir():
+        result.status = f"not a student folder: {entry.name} is a file; put each student's notebooks in a folder"
+        return result
+    if not STUDENT_ID.match(entry.name):
+        result.status = (f"folder name {entry.name!r} is not a valid student id "
+                         "(letters, digits and _ . @ -, starting with a letter or digit)")
+        return result
+    folder = entry / assignment if (entry / assignment).is_dir() else entry
+    files = {}
+    for name in expected:
+        path, note = _find_notebook(folder, name, expected, assignment)
+        if path is None:
+            result.status = note
+            return result
+        if note:
+            result.notes.append(note)
+        problem = _check_notebook(path)
+        if problem:
+            result.status = problem
+            return result
+        files[name] = path
+    if dest.exists():
+        shutil.rmtree(dest)
+    dest.mkdir(parents=True)
+    for name, path in files.items():
+        shutil.copyfile(path, dest / name)
+    if (folder / "timestamp.txt").is_file():  # nbgrader's submission time, used for late penalties
+        shutil.copyfile(folder / "timestamp.txt", dest / "timestamp.txt")
+    return result
+
+
+def _last_error_line(result: dict) -> str:
+    text = (result.get("error") or result.get("log") or "").strip().splitlines()
+    return text[-1][:300] if text else "unknown error"
+
+
+def _read_scores(course_root: Path, config, assignment: str, student: str, qs: list[Question]) -> dict[str, float]:
+    from nbgrader.api import Gradebook
+
+    with Gradebook(config.CourseDirectory.db_url) as gb:
+        grades = {q.grade_id: gb.find_grade(q.grade_id, q.notebook, assignment, student).score for q in qs}
+    # a score is None only for a cell that needs manual grading; the autograded test cells always have one
+    return {k: float(v or 0.0) for k, v in grades.items()}
+
+
+def grade_class(submissions: Path, assignment: str, out_csv: Path, course_root: Path = Path("classroom"),
+                solutions_dir: Path = SOLUTIONS_DIR, timeout: int = DEFAULT_TIMEOUT, feedback: bool = True,
+                log=print) -> list[StudentResult]:
+    """Autograde every student in ``submissions``, write feedback and a CSV of per-question scores.
+
+    Args:
+        submissions: one folder per student, ``<student>/<assignment>/<nb>.ipynb`` (nbgrader's
+            ``submitted/`` layout) or ``<student>/<nb>.ipynb``.
+        assignment: e.g. ``"ex01_task_distributions"`` (a folder of ``solutions_dir``).
+        out_csv: the grades, one row per student: ``student, status, <grade id>..., total, max_total``;
+            written at the end in one step (a temporary file renamed), so it is never partial.
+        course_root: nbgrader's course folder for this class (created if needed, reused across runs).
+        timeout: seconds a single cell may run before it is interrupted and fails.
+        feedback: also write ``course_root/feedback/<student>/<assignment>/<nb>.html``.
+
+    Returns:
+        One :class:`StudentResult` per entry of ``submissions``, sorted by name.
+    """
+    submissions, course_root, out_csv = Path(submissions), Path(course_root).resolve(), Path(out_csv)
+    check_assignment(assignment, solutions_dir)
+    if not submissions.is_dir():
+        raise GradingError(f"no submissions folder at {submissions}")
+    expected = notebook_names(assignment, solutions_dir)
+    qs = questions(assignment, solutions_dir)
+    course_root.mkdir(parents=True, exist_ok=True)
+    config = nbgrader_config(course_root, course_root / "gradebook.db", timeout=timeout)
+    (course_root / "nbgrader_config.py").write_text(_config_file_text(timeout))
+    copy_source(assignment, solutions_dir, course_root)
+    api = make_api(config)
+    generated = run_api(api, "generate_assignment", assignment, force=True, create=True)
+    if not generated["success"]:
+        raise GradingError(f"nbgrader could not load {assignment} from {solutions_dir}: {_last_error_line(generated)}")
+
+    entries = sorted(p for p in submissions.iterdir() if not p.name.startswith(".") and p.name not in IGNORED)
+    results = []
+    for entry in entries:
+        start = time.perf_counter()
+        result = arrange_submission(entry, assignment, expected, course_root)
+        if result.status == GRADED:
+            _grade_one(api, config, course_root, assignment, result, qs, feedback)
+        else:
+            _forget(course_root, assignment, entry.name)
+        results.append(result)
+        log(_summary_line(result, qs, time.perf_counter() - start))
+    write_grades_csv(results, qs, out_csv)
+    return results
+
+
+def _grade_one(api, config, course_root: Path, assignment: str, result: StudentResult, qs: list[Question],
+               feedback: bool) -> None:
+    with warnings.catch_warnings():
+        # nbgrader 0.9.6 with SQLAlchemy 2 warns "Object ... not in session" while creating a submission: harmless
+        warnings.filterwarnings("ignore", message=".*not in session.*")
+        # a test cell that nbgrader puts back into a submission has no cell id; nbformat 5.11 adds one
+        warnings.filterwarnings("ignore", message="Cell is missing an id field")
+        graded = run_api(api, "autograde", assignment, result.student, force=True, create=True)
+    if not graded["success"]:
+        result.status = f"autograding failed: {_last_error_line(graded)}"
+        return
+    try:
+        result.scores = _read_scores(course_root, config, assignment, result.student, qs)
+    except Exception as exc:  # noqa: BLE001 - reported in this student's row; the rest of the class goes on
+        result.status = f"could not read the scores from the gradebook: {type(exc).__name__}: {exc}"
+        return
+    if feedback:
+        fb = run_api(api, "generate_feedback", assignment, result.student, force=True)
+        if not fb["success"]:
+            result.notes.append(f"feedback failed: {_last_error_line(fb)}")
+
+
+def _forget(course_root: Path, assignment: str, student: str) -> None:
+    """Remove an earlier run's copies of a submission that cannot be graded now, so no stale result survives."""
+    for step in ("submitted", "autograded", "feedback"):
+        path = course_root / step / student / assignment
+        if path.is_dir() and STUDENT_ID.match(student):
+            shutil.rmtree(path)
+
+
+def _summary_line(result: StudentResult, qs: list[Question], seconds: float) -> str:
+    if result.status != GRADED:
+        return f"{result.student}: NOT GRADED: {result.status}"
+    total, max_total = sum(result.scores.values()), sum(q.max_score for q in qs)
+    notes = f" ({'; '.join(result.notes)})" if result.notes else ""
+    return f"{result.student}: {total:g}/{max_total:g} in {seconds:.1f} s{notes}"
+
+
+def write_grades_csv(results: list[StudentResult], qs: list[Question], path: Path) -> None:
+    """Write the grades in one step: a temporary file in the same folder, then an atomic rename."""
+    multi = len({q.notebook for q in qs}) > 1
+    columns = [f"{q.notebook}/{q.grade_id}" if multi else q.grade_id for q in qs]
+    max_total = sum(q.max_score for q in qs)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(["student", "status", *columns, "total", "max_total"])
+            for r in results:
+                status = r.status if not r.notes else f"{r.status} ({'; '.join(r.notes)})"
+                if r.status == GRADED:
+                    scores = [f"{r.scores[q.grade_id]:g}" for q in qs]
+                    writer.writerow([r.student, status, *scores, f"{sum(r.scores.values()):g}", f"{max_total:g}"])
+                else:
+                    writer.writerow([r.student, status, *[""] * len(qs), "", f"{max_total:g}"])
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _config_file_text(timeout: int) -> str:
+    return f'''# Written by `python -m metarl_course.grading grade`: nbgrader's own commands work in this folder too,
+# e.g. `nbgrader export` or `nbgrader formgrader` (run them from this folder). source/ is a copy of the
+# course's solutions/; gradebook.db is nbgrader's default database file here.
+c = get_config()  # noqa: F821
+c.Execute.timeout = {timeout}
+c.OverwriteCells.add_missing_cells = True
+'''
