@@ -1,0 +1,278 @@
+"""MAML for reinforcement learning, with TRPO or ProMP as the outer optimiser.
+
+Supervised MAML adapts on a fixed support set. In RL the "support set" is a
+batch of trajectories that the policy itself samples, and the loss is an
+expectation over them: the inner step is a policy-gradient step,
+
+    theta_i' = theta + alpha * grad_theta E_{tau ~ pi_theta}[R(tau)]   (estimated by REINFORCE with a baseline),
+
+and the outer step improves the *post-adaptation* return, estimated from fresh
+trajectories sampled with theta_i'. Both use the functional
+:func:`metarl_course.adaptation.adapt`; all tasks and trajectories step together
+in the batched navigation env.
+
+Outer optimisers:
+
+* ``"maml-trpo"`` (Finn et al. 2017): one TRPO step on the importance-weighted
+  post-adaptation surrogate, with the KL constraint measured on the adapted
+  policies; the conjugate-gradient products differentiate through the inner step.
+  As in the paper, the inner loss is REINFORCE's, which ignores that the inner
+  trajectories depend on theta (the "meta-gradient through sampling").
+* ``"promp"`` (Rothfuss et al. 2019): the inner loss is the low-variance-curvature
+  (LVC) objective, whose second derivative accounts for that dependence with low
+  variance; the outer objective is PPO's clipped surrogate of the adapted policies
+  minus a KL penalty on the pre-adaptation policy, optimised by a few Adam steps
+  on the same trajectories.
+* ``"pretrained"``: no inner step during training: TRPO on the return over the task
+  distribution (one policy for every goal), the paper's "pretrained" baseline.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Literal
+
+import numpy as np
+import torch
+
+from metarl_course.adaptation import Params, adapt, batched_forward, parameters_of
+from metarl_course.rl.policies import GaussianMLPPolicy, gaussian_kl, gaussian_log_prob, lvc_loss, reinforce_loss
+from metarl_course.rl.sampling import Episodes, expand_params, sample_episodes
+from metarl_course.rl.trpo import trpo_step
+from metarl_course.tasks.navigation import NavigationDistribution, NavigationTask
+from metarl_course.training import ModelOptimizerState
+
+OUTER = ("maml-trpo", "promp", "pretrained")
+
+
+@dataclass(frozen=True)
+class MAMLRLConfig:
+    """Hyperparameters of MAML-RL on 2D navigation.
+
+    Defaults follow Finn et al. (2017) for MAML-TRPO (40 tasks x 20 trajectories,
+    horizon 100, TRPO with max KL 0.01, 100-100 ReLU policy), with the inner step
+    size used by the course (see ``inner_lr``); ProMP's fields follow Rothfuss et al. (2019).
+    """
+
+    outer: Literal["maml-trpo", "promp", "pretrained"] = "maml-trpo"
+    """The outer optimiser: "maml-trpo", "promp", or "pretrained" (no inner step while training)."""
+    inner_lr: float = 0.1
+    """Step size of the inner policy-gradient step (on advantages normalised per task)."""
+    meta_batch_size: int = 40
+    """Tasks (goals) per meta-update."""
+    num_trajectories: int = 20
+    """Trajectories per task, for the inner step and again for the outer step."""
+    horizon: int = 100
+    """Steps per episode."""
+    gamma: float = 0.99
+    """Discount factor for returns and advantages."""
+    hidden: tuple[int, ...] = (100, 100)
+    """Hidden layer sizes of the policy's mean network."""
+    max_kl: float = 0.01
+    """TRPO's trust region: the largest mean KL between the adapted policies before and after a step."""
+    cg_iterations: int = 10
+    """Conjugate-gradient iterations of the TRPO step."""
+    cg_damping: float = 1e-5
+    """Damping added to the Fisher-vector products."""
+    promp_lr: float = 1e-3
+    """ProMP: Adam step size of the outer optimisation."""
+    promp_steps: int = 5
+    """ProMP: gradient steps per meta-batch."""
+    promp_clip: float = 0.3
+    """ProMP: clipping range of the likelihood ratio."""
+    promp_kl_penalty: float = 5e-4
+    """ProMP: weight eta of the KL penalty on the pre-adaptation policy."""
+
+    def __post_init__(self) -> None:
+        if self.outer not in OUTER:
+            raise ValueError(f"outer must be one of {OUTER}, got {self.outer!r}")
+        for name in ("inner_lr", "max_kl", "promp_lr", "promp_clip"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value > 0):
+                raise ValueError(f"{name} must be > 0, got {value!r}")
+        for name in ("meta_batch_size", "num_trajectories", "horizon", "cg_iterations", "promp_steps"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if not 0 <= self.gamma <= 1:
+            raise ValueError(f"gamma must be in [0, 1], got {self.gamma}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def inner_target(episodes: Episodes, gamma: float, lvc: bool) -> torch.Tensor:
+    """The inner loss's targets per time step: (T, N * H, act_dim + 1), or + 2 with the old log-prob for LVC."""
+    advantages = episodes.advantages(gamma).reshape(episodes.obs.shape[0], -1, 1)
+    columns = [episodes.flat("actions")]
+    if lvc:
+        columns.append(episodes.flat("log_probs")[..., None])
+    return torch.cat(columns + [advantages], dim=-1)
+
+
+def adapt_policy(policy: GaussianMLPPolicy, params: Params, episodes: Episodes, lr: float, gamma: float,
+                 lvc: bool = False, per_task_params: bool = False) -> Params:
+    """One policy-gradient step per task on its own episodes; differentiable w.r.t. ``params`` when they require grad."""
+    return adapt(policy, params, episodes.flat("obs"), inner_target(episodes, gamma, lvc), lr, 1,
+                 loss_fn=lvc_loss if lvc else reinforce_loss, per_task_params=per_task_params)
+
+
+@dataclass
+class MetaBatch:
+    """The tasks of one meta-update and the seed of their action noise."""
+
+    tasks: list[NavigationTask]
+    noise_seed: int
+
+
+@dataclass
+class Rollouts:
+    """Pre-adaptation episodes, adapted parameters and post-adaptation episodes of a meta-batch."""
+
+    train: Episodes
+    valid: Episodes
+
+
+class MAMLRLLearner(ModelOptimizerState):
+    """MAML-TRPO / ProMP / pretrained on 2D navigation, for :func:`metarl_course.training.train`.
+
+    Args:
+        config: the hyperparameters.
+        distribution: the goal distribution p(T).
+        heldout: fixed meta-test tasks for ``evaluate_heldout``.
+        seed: initialises the policy.
+    """
+
+    def __init__(self, config: MAMLRLConfig, distribution: NavigationDistribution | None = None,
+                 heldout: list[NavigationTask] | None = None, seed: int = 0,
+                 device: torch.device | str | None = None, eval_steps: int = 3) -> None:
+        from metarl_course.device import get_device
+
+        self.config = config
+        self.distribution = distribution or NavigationDistribution()
+        self.heldout = heldout if heldout is not None else heldout_goals()
+        self.eval_steps = eval_steps
+        torch.manual_seed(seed)
+        self.model = GaussianMLPPolicy(2, 2, config.hidden).to(device or get_device())
+        self.device = next(self.model.parameters()).device
+        self.params = parameters_of(self.model)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.promp_lr)
+
+    # -- the four steps of the meta-training loop -------------------------------------------------
+    def sample_tasks(self, rng: np.random.Generator) -> MetaBatch:
+        return MetaBatch(self.distribution.sample(self.config.meta_batch_size, rng), int(rng.integers(2**31)))
+
+    def adapt(self, batch: MetaBatch) -> Rollouts:
+        """Sample with theta, take the inner step (no graph), sample again with the adapted policies."""
+        c, T = self.config, len(batch.tasks)
+        generator = torch.Generator(device=self.device).manual_seed(batch.noise_seed)
+        shared = expand_params({k: v.detach() for k, v in self.params.items()}, T)
+        train = sample_episodes(self.model, shared, batch.tasks, c.num_trajectories, generator, c.horizon)
+        if c.outer == "pretrained":
+            return Rollouts(train, train)
+        with torch.no_grad():
+            adapted = adapt_policy(self.model, self.params, train, c.inner_lr, c.gamma, c.outer == "promp")
+        valid = sample_episodes(self.model, adapted, batch.tasks, c.num_trajectories, generator, c.horizon)
+        return Rollouts(train, valid)
+
+    def evaluate(self, batch: MetaBatch, rollouts: Rollouts) -> tuple[torch.Tensor, dict[str, float]]:
+        loss, kl = self.objective(rollouts)(self.params)
+        metrics = {"returns/pre_adaptation": rollouts.train.episode_returns.mean().item()}
+        if self.config.outer != "pretrained":
+            metrics["returns/post_adaptation"] = rollouts.valid.episode_returns.mean().item()
+        return loss, metrics
+
+    def meta_update(self, batch: MetaBatch, rollouts: Rollouts, meta_loss: torch.Tensor) -> dict[str, float]:
+        c = self.config
+        if c.outer == "promp":
+            return self.promp_update(rollouts)
+        metrics = trpo_step(self.params, self.objective(rollouts), c.max_kl, c.cg_damping, c.cg_iterations)
+        if not torch.isfinite(self.model.log_std).all() or self.model.log_std.min() < -10:
+            raise FloatingPointError(f"the policy's standard deviation collapsed (log-std {self.model.log_std.tolist()}); "
+                                     "try a smaller max_kl or inner_lr")
+        return metrics
+
+    # -- objectives ------------------------------------------------------------------------------
+    def adapted(self, params: Params, rollouts: Rollouts) -> Params:
+        c = self.config
+        if c.outer == "pretrained":
+            return expand_params(params, rollouts.train.obs.shape[0])
+        return adapt_policy(self.model, params, rollouts.train, c.inner_lr, c.gamma, c.outer == "promp")
+
+    def objective(self, rollouts: Rollouts):
+        """params -> (surrogate loss of the adapted policies, mean KL from the policies that sampled ``valid``)."""
+        valid = rollouts.valid
+        advantages = valid.advantages(self.config.gamma).reshape(valid.obs.shape[0], -1)
+        obs, actions, old_log_probs = valid.flat("obs"), valid.flat("actions"), valid.flat("log_probs")
+        old_outputs = valid.flat("outputs")
+
+        def objective(params: Params) -> tuple[torch.Tensor, torch.Tensor]:
+            out = batched_forward(self.model, self.adapted(params, rollouts), obs)
+            ratio = torch.exp(gaussian_log_prob(out, actions) - old_log_probs)
+            return -(ratio * advantages).mean(), gaussian_kl(old_outputs, out).mean()
+
+        return objective
+
+    def promp_update(self, rollouts: Rollouts) -> dict[str, float]:
+        """ProMP's outer optimisation: a few Adam steps on the clipped surrogate with a KL penalty."""
+        c, valid, train = self.config, rollouts.valid, rollouts.train
+        advantages = valid.advantages(c.gamma).reshape(valid.obs.shape[0], -1)
+        obs, actions, old_log_probs = valid.flat("obs"), valid.flat("actions"), valid.flat("log_probs")
+        for _ in range(c.promp_steps):
+            out = batched_forward(self.model, self.adapted(self.params, rollouts), obs)
+            ratio = torch.exp(gaussian_log_prob(out, actions) - old_log_probs)
+            clipped = torch.min(ratio * advantages, ratio.clamp(1 - c.promp_clip, 1 + c.promp_clip) * advantages)
+            pre_out = batched_forward(self.model, expand_params(self.params, train.obs.shape[0]), train.flat("obs"))
+            kl_pre = gaussian_kl(train.flat("outputs"), pre_out).mean()
+            loss = -clipped.mean() + c.promp_kl_penalty * kl_pre
+            if not torch.isfinite(loss):
+                raise FloatingPointError("ProMP's loss became non-finite; try a smaller promp_lr or inner_lr")
+            self.optimizer.zero_grad()
+            loss.backward()
+            self.optimizer.step()
+        return {"losses/promp": loss.item(), "promp/kl_pre": kl_pre.item()}
+
+    # -- evaluation -----------------------------------------------------------------------------
+    def adaptation_returns(self, tasks: list[NavigationTask] | None = None, num_steps: int | None = None,
+                           seed: int = 0, first_lr: float | None = None, later_lr: float | None = None) -> torch.Tensor:
+        """Average return per task after 0..num_steps policy-gradient steps: (num_tasks, num_steps + 1)."""
+        return adaptation_returns(self.model, self.config, tasks or self.heldout,
+                                  self.eval_steps if num_steps is None else num_steps, seed, first_lr, later_lr)
+
+    def evaluate_heldout(self) -> dict[str, float]:
+        curve = self.adaptation_returns().mean(dim=0)
+        return {f"eval/return_step{i}": v.item() for i, v in enumerate(curve)}
+
+
+def heldout_goals(num_tasks: int = 40, seed: int = 2017,
+                  distribution: NavigationDistribution | None = None) -> list[NavigationTask]:
+    """The course's fixed meta-test goals for 2D navigation (40 goals, as in Finn et al. 2017)."""
+    return (distribution or NavigationDistribution()).sample(num_tasks, np.random.default_rng(seed))
+
+
+def adaptation_returns(policy: GaussianMLPPolicy, config: MAMLRLConfig, tasks: list[NavigationTask], num_steps: int,
+                       seed: int = 0, first_lr: float | None = None, later_lr: float | None = None) -> torch.Tensor:
+    """Return after 0..num_steps inner steps, each step on fresh trajectories of the current policy.
+
+    Args:
+        first_lr, later_lr: step sizes of the first and of later steps (default: ``config.inner_lr``
+            for the first and half of it afterwards, as in Finn et al.'s evaluation).
+
+    Returns:
+        (num_tasks, num_steps + 1): mean undiscounted return of ``config.num_trajectories`` episodes.
+    """
+    first_lr = config.inner_lr if first_lr is None else first_lr
+    later_lr = first_lr / 2 if later_lr is None else later_lr
+    device = next(policy.parameters()).device
+    generator = torch.Generator(device=device).manual_seed(seed)
+    params = expand_params({k: v.detach() for k, v in parameters_of(policy).items()}, len(tasks))
+    curve = []
+    for step in range(num_steps + 1):
+        episodes = sample_episodes(policy, params, tasks, config.num_trajectories, generator, config.horizon)
+        curve.append(episodes.episode_returns.mean(dim=1))
+        if step < num_steps:
+            with torch.no_grad():
+                params = adapt_policy(policy, params, episodes, first_lr if step == 0 else later_lr, config.gamma,
+                                      lvc=False, per_task_params=True)
+    return torch.stack(curve, dim=1)

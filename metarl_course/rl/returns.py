@@ -1,0 +1,61 @@
+"""Returns and advantages for policy gradients."""
+
+from __future__ import annotations
+
+import torch
+
+
+def discounted_returns(rewards: torch.Tensor, gamma: float) -> torch.Tensor:
+    """Reward-to-go ``R_t = sum_{k >= t} gamma^(k - t) r_k`` along the last dim.
+
+    Args:
+        rewards: (..., H) rewards of whole episodes of H steps.
+
+    Example:
+        >>> discounted_returns(torch.tensor([1.0, 1.0, 1.0]), 0.5)
+        tensor([1.7500, 1.5000, 1.0000])
+    """
+    if not 0 <= gamma <= 1:
+        raise ValueError(f"gamma must be in [0, 1], got {gamma}")
+    returns = torch.empty_like(rewards)
+    running = torch.zeros_like(rewards[..., 0])
+    for t in range(rewards.shape[-1] - 1, -1, -1):
+        running = rewards[..., t] + gamma * running
+        returns[..., t] = running
+    return returns
+
+
+def linear_baseline(obs: torch.Tensor, returns: torch.Tensor, reg: float = 1e-5) -> torch.Tensor:
+    """A linear value estimate fitted by least squares, separately for each task.
+
+    The baseline of Duan et al. (2016, "Benchmarking deep RL"), used by Finn et
+    al. (2017): features ``[s, s^2, t, t^2, t^3, 1]`` with ``t`` the time step
+    divided by 100, fitted to the returns of the task's own episodes.
+
+    Args:
+        obs: (T, N, H, obs_dim) observations of N episodes of H steps for T tasks.
+        returns: (T, N, H) discounted returns.
+
+    Returns:
+        (T, N, H) baseline values.
+    """
+    T, N, H, _ = obs.shape
+    t = (torch.arange(H, dtype=obs.dtype, device=obs.device) / 100.0)[None, None, :, None].expand(T, N, H, 1)
+    features = torch.cat([obs, obs ** 2, t, t ** 2, t ** 3, torch.ones_like(t)], dim=-1).reshape(T, N * H, -1)
+    gram = features.transpose(1, 2) @ features  # (T, F, F)
+    eye = torch.eye(gram.shape[-1], dtype=obs.dtype, device=obs.device)
+    rhs = features.transpose(1, 2) @ returns.reshape(T, N * H, 1)  # (T, F, 1)
+    # increase the ridge term until the system is well conditioned (as rllab's LinearFeatureBaseline does)
+    for scale in (1.0, 10.0, 100.0, 1e3, 1e4):
+        weights = torch.linalg.solve(gram + reg * scale * eye, rhs)
+        if torch.isfinite(weights).all():
+            break
+    return (features @ weights).reshape(T, N, H)
+
+
+def normalize_per_task(values: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+    """Zero mean, unit standard deviation within each task: (T, ...) -> (T, ...)."""
+    flat = values.reshape(values.shape[0], -1)
+    mean, std = flat.mean(dim=1), flat.std(dim=1)
+    shape = (-1,) + (1,) * (values.dim() - 1)
+    return (values - mean.view(shape)) / (std.view(shape) + eps)

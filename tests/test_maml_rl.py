@@ -1,0 +1,144 @@
+import numpy as np
+import pytest
+import torch
+
+from metarl_course.adaptation import parameters_of
+from metarl_course.rl.maml_rl import MAMLRLConfig, MAMLRLLearner, adapt_policy, heldout_goals
+from metarl_course.rl.policies import GaussianMLPPolicy, gaussian_kl, gaussian_log_prob, reinforce_loss
+from metarl_course.rl.returns import discounted_returns, linear_baseline, normalize_per_task
+from metarl_course.rl.sampling import expand_params, sample_episodes
+from metarl_course.rl.trpo import conjugate_gradient, flatten, hessian_vector_product, trpo_step
+from metarl_course.tasks import NavigationTask
+from metarl_course.training import train
+
+
+def test_discounted_returns_by_hand():
+    r = torch.tensor([[1.0, 0.0, 2.0]])
+    # R2 = 2, R1 = 0 + 0.9 * 2 = 1.8, R0 = 1 + 0.9 * 1.8 = 2.62
+    assert torch.allclose(discounted_returns(r, 0.9), torch.tensor([[2.62, 1.8, 2.0]]))
+    with pytest.raises(ValueError, match="gamma"):
+        discounted_returns(r, 1.5)
+
+
+def test_linear_baseline_is_least_squares_per_task():
+    g = torch.Generator().manual_seed(0)
+    obs = torch.randn(2, 3, 5, 2, generator=g, dtype=torch.float64)
+    returns = torch.randn(2, 3, 5, generator=g, dtype=torch.float64)
+    fitted = linear_baseline(obs, returns, reg=0.0 + 1e-12)
+    for i in range(2):
+        t = np.tile(np.arange(5) / 100.0, 3)[:, None]
+        o = obs[i].reshape(-1, 2).numpy()
+        X = np.hstack([o, o ** 2, t, t ** 2, t ** 3, np.ones_like(t)])
+        w, *_ = np.linalg.lstsq(X, returns[i].reshape(-1).numpy(), rcond=None)
+        assert np.allclose(fitted[i].reshape(-1).numpy(), X @ w, atol=1e-6)
+
+
+def test_log_prob_and_kl_match_torch_distributions():
+    g = torch.Generator().manual_seed(1)
+    out_a, out_b, actions = torch.randn(4, 4, generator=g), torch.randn(4, 4, generator=g), torch.randn(4, 2, generator=g)
+    normal = lambda out: torch.distributions.Independent(torch.distributions.Normal(out[:, :2], out[:, 2:].exp()), 1)  # noqa: E731
+    assert torch.allclose(gaussian_log_prob(out_a, actions), normal(out_a).log_prob(actions), atol=1e-5)
+    assert torch.allclose(gaussian_kl(out_a, out_b), torch.distributions.kl_divergence(normal(out_a), normal(out_b)), atol=1e-5)
+
+
+def test_reinforce_loss_by_hand():
+    # mean 0, log-std 0: log pi(a) = -a^2/2 - log(2 pi)/2 per dimension
+    output = torch.zeros(1, 2, 2)  # one task, two steps, act_dim 1
+    target = torch.tensor([[[1.0, 2.0], [0.0, -1.0]]])  # (action, advantage)
+    logp = torch.tensor([-0.5 - 0.5 * np.log(2 * np.pi), -0.5 * np.log(2 * np.pi)])
+    expected = -(logp * torch.tensor([2.0, -1.0])).mean()
+    assert torch.allclose(reinforce_loss(output, target), expected.reshape(1).float())
+
+
+def test_hessian_vector_product_matches_explicit_hessian():
+    g = torch.Generator().manual_seed(2)
+    a = torch.randn(3, 3, generator=g, dtype=torch.float64)
+    x = torch.randn(3, generator=g, dtype=torch.float64, requires_grad=True)
+    f = lambda v: (torch.sin(a @ v) ** 2).sum() + (v ** 4).sum()  # noqa: E731
+    hessian = torch.autograd.functional.hessian(f, x.detach())
+    v = torch.randn(3, generator=g, dtype=torch.float64)
+    hvp = hessian_vector_product(f(x), {"x": x})
+    assert torch.allclose(hvp(v), hessian @ v, atol=1e-10)
+
+
+def test_conjugate_gradient_solves_spd_system():
+    g = torch.Generator().manual_seed(3)
+    m = torch.randn(5, 5, generator=g, dtype=torch.float64)
+    a = m @ m.T + 5 * torch.eye(5, dtype=torch.float64)
+    b = torch.randn(5, generator=g, dtype=torch.float64)
+    x = conjugate_gradient(lambda v: a @ v, b, iterations=20)
+    assert torch.allclose(a @ x, b, atol=1e-8)
+
+
+def test_trpo_step_respects_the_kl_bound_and_improves():
+    g = torch.Generator().manual_seed(4)
+    target = torch.randn(4, generator=g)
+    params = {"mean": torch.zeros(4, requires_grad=True)}
+
+    def objective(p):  # a quadratic loss, and a "KL" that is a quadratic distance from the start
+        return ((p["mean"] - target) ** 2).sum(), 0.5 * (p["mean"] - start).pow(2).sum()
+
+    start = params["mean"].detach().clone()
+    metrics = trpo_step(params, objective, max_kl=0.01)
+    assert metrics["losses/surrogate_after"] < metrics["losses/surrogate_before"]
+    assert 0.5 * (params["mean"].detach() - start).pow(2).sum() <= 0.01 + 1e-6
+    with pytest.raises(ValueError, match="max_kl"):
+        trpo_step(params, objective, max_kl=0.0)
+
+
+def tiny(outer="maml-trpo"):
+    config = MAMLRLConfig(outer=outer, meta_batch_size=3, num_trajectories=4, horizon=10, hidden=(16,),
+                          cg_iterations=3, promp_steps=2)
+    return MAMLRLLearner(config, heldout=heldout_goals(4), device="cpu", eval_steps=1)
+
+
+def test_inner_step_leaves_meta_parameters_untouched_and_changes_the_policy():
+    learner = tiny()
+    before = {k: v.clone() for k, v in learner.model.state_dict().items()}
+    rollouts = learner.adapt(learner.sample_tasks(np.random.default_rng(0)))
+    adapted = learner.adapted(learner.params, rollouts)
+    assert all(torch.equal(before[k], v) for k, v in learner.model.state_dict().items())
+    assert adapted["log_std"].shape == (3, 2)
+    assert not torch.allclose(adapted["mean.net.0.weight"][0], learner.params["mean.net.0.weight"])
+
+
+def test_sampling_is_repeatable_and_shaped():
+    policy = GaussianMLPPolicy(2, 2, (8,))
+    tasks = [NavigationTask(goal=(0.3, 0.1)), NavigationTask(goal=(-0.2, 0.4))]
+    params = expand_params({k: v.detach() for k, v in parameters_of(policy).items()}, 2)
+    a = sample_episodes(policy, params, tasks, 3, torch.Generator().manual_seed(5), horizon=7)
+    b = sample_episodes(policy, params, tasks, 3, torch.Generator().manual_seed(5), horizon=7)
+    assert a.obs.shape == (2, 3, 7, 2) and a.rewards.shape == (2, 3, 7)
+    assert torch.equal(a.actions, b.actions) and torch.equal(a.rewards, b.rewards)
+    # rewards are minus the distance to each task's own goal
+    goal = torch.tensor([0.3, 0.1])
+    position = a.obs[0, :, 1:]  # observation at t+1 = position after action t
+    assert torch.allclose(a.rewards[0, :, :-1], -(position - goal).norm(dim=-1), atol=1e-5)
+    advantages = a.advantages()
+    assert torch.allclose(normalize_per_task(advantages).mean(dim=(1, 2)), torch.zeros(2), atol=1e-5)
+
+
+@pytest.mark.parametrize("outer", ["maml-trpo", "promp", "pretrained"])
+def test_tiny_training_runs(outer):
+    learner = tiny(outer)
+    history = train(learner, 2, progress=False)
+    assert "eval/return_step1" in history
+    assert np.isfinite(history.last("eval/return_step0"))
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    ({"inner_lr": -1.0}, "inner_lr"), ({"num_trajectories": 0}, "num_trajectories"),
+    ({"max_kl": 0.0}, "max_kl"), ({"outer": "sgd"}, "outer"),
+])
+def test_config_rejects_bad_values(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        MAMLRLConfig(**kwargs)
+
+
+def test_policy_with_wrong_action_size_is_rejected():
+    policy = GaussianMLPPolicy(2, 3, (8,))  # the navigation env has 2D actions
+    params = expand_params({k: v.detach() for k, v in parameters_of(policy).items()}, 1)
+    with pytest.raises(ValueError, match="actions must have shape"):
+        sample_episodes(policy, params, [NavigationTask(goal=(0.1, 0.1))], 2, torch.Generator(), horizon=3)
+    with pytest.raises(ValueError, match="num_episodes"):
+        sample_episodes(policy, params, [NavigationTask(goal=(0.1, 0.1))], 0, torch.Generator(), horizon=3)
