@@ -20,17 +20,20 @@ def test_discounted_returns_by_hand():
         discounted_returns(r, 1.5)
 
 
-def test_linear_baseline_is_least_squares_per_task():
+def test_linear_baseline_is_ridge_regression_per_task():
     g = torch.Generator().manual_seed(0)
-    obs = torch.randn(2, 3, 5, 2, generator=g, dtype=torch.float64)
-    returns = torch.randn(2, 3, 5, generator=g, dtype=torch.float64)
-    fitted = linear_baseline(obs, returns, reg=0.0 + 1e-12)
-    for i in range(2):
-        t = np.tile(np.arange(5) / 100.0, 3)[:, None]
+    obs = torch.randn(2, 3, 50, 2, generator=g, dtype=torch.float64)
+    returns = torch.randn(2, 3, 50, generator=g, dtype=torch.float64)
+    fitted = linear_baseline(obs, returns, reg=1e-5)
+    for i in range(2):  # NumPy reference, task by task
+        t = np.tile(np.arange(50) / 100.0, 3)[:, None]
         o = obs[i].reshape(-1, 2).numpy()
         X = np.hstack([o, o ** 2, t, t ** 2, t ** 3, np.ones_like(t)])
-        w, *_ = np.linalg.lstsq(X, returns[i].reshape(-1).numpy(), rcond=None)
-        assert np.allclose(fitted[i].reshape(-1).numpy(), X @ w, atol=1e-6)
+        w = np.linalg.solve(X.T @ X + 1e-5 * np.eye(X.shape[1]), X.T @ returns[i].reshape(-1).numpy())
+        assert np.allclose(fitted[i].reshape(-1).numpy(), X @ w, atol=1e-8)
+    # a return that is exactly linear in the features is fitted exactly
+    exact = 2.0 * obs[..., 0] - obs[..., 1] ** 2 + 0.5
+    assert torch.allclose(linear_baseline(obs, exact, reg=1e-10), exact, atol=1e-6)
 
 
 def test_log_prob_and_kl_match_torch_distributions():

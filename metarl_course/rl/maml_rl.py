@@ -57,8 +57,8 @@ class MAMLRLConfig:
 
     outer: Literal["maml-trpo", "promp", "pretrained"] = "maml-trpo"
     """The outer optimiser: "maml-trpo", "promp", or "pretrained" (no inner step while training)."""
-    inner_lr: float = 0.1
-    """Step size of the inner policy-gradient step (on advantages normalised per task)."""
+    inner_lr: float = 0.5
+    """Step size of the first inner policy-gradient step (advantages normalised per task); Finn et al.: 0.5."""
     meta_batch_size: int = 40
     """Tasks (goals) per meta-update."""
     num_trajectories: int = 20
@@ -75,6 +75,8 @@ class MAMLRLConfig:
     """Conjugate-gradient iterations of the TRPO step."""
     cg_damping: float = 1e-5
     """Damping added to the Fisher-vector products."""
+    fisher_tasks: int = 10
+    """Tasks whose KL gives the curvature for conjugate gradients (a subsample: cheaper products)."""
     promp_lr: float = 1e-3
     """ProMP: Adam step size of the outer optimisation."""
     promp_steps: int = 5
@@ -91,7 +93,7 @@ class MAMLRLConfig:
             value = getattr(self, name)
             if not (math.isfinite(value) and value > 0):
                 raise ValueError(f"{name} must be > 0, got {value!r}")
-        for name in ("meta_batch_size", "num_trajectories", "horizon", "cg_iterations", "promp_steps"):
+        for name in ("meta_batch_size", "num_trajectories", "horizon", "cg_iterations", "promp_steps", "fisher_tasks"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
@@ -187,7 +189,9 @@ class MAMLRLLearner(ModelOptimizerState):
         c = self.config
         if c.outer == "promp":
             return self.promp_update(rollouts)
-        metrics = trpo_step(self.params, self.objective(rollouts), c.max_kl, c.cg_damping, c.cg_iterations)
+        subset = Rollouts(rollouts.train.select(slice(0, c.fisher_tasks)), rollouts.valid.select(slice(0, c.fisher_tasks)))
+        metrics = trpo_step(self.params, self.objective(rollouts), c.max_kl, c.cg_damping, c.cg_iterations,
+                            fisher_objective=self.objective(subset))
         if not torch.isfinite(self.model.log_std).all() or self.model.log_std.min() < -10:
             raise FloatingPointError(f"the policy's standard deviation collapsed (log-std {self.model.log_std.tolist()}); "
                                      "try a smaller max_kl or inner_lr")

@@ -48,6 +48,10 @@ class Episodes:
         advantages = returns - linear_baseline(self.obs, returns)
         return normalize_per_task(advantages) if normalize else advantages
 
+    def select(self, tasks: slice | torch.Tensor) -> "Episodes":
+        """The episodes of some of the tasks (indexing the first dim)."""
+        return Episodes(*(getattr(self, f)[tasks] for f in ("obs", "actions", "rewards", "log_probs", "outputs")))
+
     def flat(self, name: str) -> torch.Tensor:
         """A field with the episode and time dims merged: (T, N * H, ...)."""
         value = getattr(self, name)

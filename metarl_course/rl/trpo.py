@@ -64,8 +64,13 @@ def hessian_vector_product(scalar: torch.Tensor, params: Params) -> Callable[[to
 
 
 def trpo_step(params: Params, objective: Objective, max_kl: float = 0.01, damping: float = 1e-5,
-              cg_iterations: int = 10, line_search_steps: int = 15, backtrack: float = 0.8) -> dict[str, float]:
+              cg_iterations: int = 10, line_search_steps: int = 15, backtrack: float = 0.8,
+              fisher_objective: Objective | None = None) -> dict[str, float]:
     """Update ``params`` (leaf tensors, in place) with one TRPO step on ``objective``.
+
+    ``fisher_objective`` (default: ``objective``) gives the KL whose curvature the
+    conjugate-gradient products use; evaluating it on a subsample of the data makes
+    each product cheaper (the line search still checks the KL on all of it).
 
     Returns:
         metrics: the loss before and after, the KL of the accepted step and how many
@@ -75,7 +80,7 @@ def trpo_step(params: Params, objective: Objective, max_kl: float = 0.01, dampin
         raise ValueError(f"max_kl must be > 0, got {max_kl}")
     loss, kl = objective(params)
     grad = flatten(torch.autograd.grad(loss, list(params.values()), retain_graph=True))
-    fisher = hessian_vector_product(kl, params)
+    fisher = hessian_vector_product(kl if fisher_objective is None else fisher_objective(params)[1], params)
     direction = conjugate_gradient(lambda v: fisher(v) + damping * v, -grad, cg_iterations)
     curvature = 0.5 * direction @ (fisher(direction) + damping * direction)
     if not (torch.isfinite(curvature) and curvature > 0):
