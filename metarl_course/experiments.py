@@ -131,3 +131,29 @@ def load_result(name: str, directory: str | Path = CHECKPOINT_DIR) -> tuple[Meta
     model: nn.Module = learner.model  # type: ignore[attr-defined]
     model.load_state_dict(data["model"])
     return learner, data
+
+
+def _maml_rl(config) -> Callable[[int], MetaLearner]:
+    from metarl_course.rl.maml_rl import MAMLRLLearner
+
+    def build(seed: int) -> MetaLearner:
+        return MAMLRLLearner(config, seed=seed)
+    return build
+
+
+def _navigation_experiments() -> dict[str, Experiment]:
+    from metarl_course.rl.maml_rl import MAMLRLConfig
+
+    variants = {
+        "maml-trpo-navigation": ("MAML with a TRPO outer step on 2D navigation (Finn et al. 2017)",
+                                 MAMLRLConfig(meta_batch_size=20, fisher_tasks=5), 150),
+        "promp-navigation": ("ProMP on 2D navigation (Rothfuss et al. 2019)",
+                             MAMLRLConfig(outer="promp", meta_batch_size=20), 150),
+        "pretrained-navigation": ("one policy trained with TRPO on all goals (no inner step)",
+                                  MAMLRLConfig(outer="pretrained", meta_batch_size=20, fisher_tasks=5), 150),
+    }
+    return {name: Experiment(name, text, _maml_rl(config), iterations, 3, 25, config.to_dict())
+            for name, (text, config, iterations) in variants.items()}
+
+
+EXPERIMENTS.update(_navigation_experiments())

@@ -395,3 +395,30 @@ def test_bad_actions_and_bad_order_raise(index):
         batched.reset(options={"task": None})
     with pytest.raises(ValueError, match="this env steps 3 tasks"):
         batched.reset(options={"tasks": batched.tasks[:2]})
+
+
+def test_navigation_ends_at_the_goal_in_both_implementations():
+    """Finn et al.'s rllab rule: the episode ends within 0.01 of the goal in both coordinates."""
+    tasks = [NavigationTask(goal=(0.3, 0.2)), NavigationTask(goal=(-0.45, 0.05)), NavigationTask(goal=(0.5, 0.5))]
+    batched = BatchedNavigationEnv(tasks, horizon=10, device=CPU)
+    obs, _ = batched.reset(seed=0)
+    b_rewards, b_terminated = [], []
+    for _ in range(10):
+        obs, reward, terminated, truncated, _ = batched.step(batched.goals - obs)  # straight at the goal
+        b_rewards.append(reward.clone())
+        b_terminated.append(terminated.clone())
+    b_rewards, b_terminated = torch.stack(b_rewards), torch.stack(b_terminated)  # (10, 3)
+    for i, task in enumerate(tasks):
+        env = Navigation2DEnv(task=task, horizon=10)
+        position, _ = env.reset(seed=0)
+        for t in range(10):
+            position, reward, terminated, truncated, _ = env.step(np.asarray(task.goal, np.float32) - position)
+            assert reward == b_rewards[t, i].item() and terminated == b_terminated[t, i].item()
+            if terminated:
+                with pytest.raises(RuntimeError, match="has ended"):
+                    env.step(np.zeros(2, np.float32))
+                break
+        assert terminated, "the controller reaches every goal within 10 steps"
+        # after the end the batched task stays put and earns nothing
+        assert (b_rewards[t + 1:, i] == 0).all() and b_terminated[:, i].sum() == 1
+    assert b_terminated.nonzero()[:, 0].tolist() == [2, 4, 4]  # steps (0-based) when each goal is reached

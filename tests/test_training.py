@@ -103,7 +103,8 @@ def test_cli_trains_by_name_and_result_loads(tmp_path, capsys):
 def test_every_experiment_trains_briefly(name, tmp_path):
     path = run_experiment(name, num_iterations=3, out_dir=tmp_path, runs_dir=tmp_path, progress=False)
     data = torch.load(path, weights_only=True)
-    assert data["experiment"] == name and "eval/mse_step1" in data["results"]
+    assert data["experiment"] == name
+    assert any(k.startswith("eval/") and k.endswith("step1") for k in data["results"])
 
 
 def test_shipped_checkpoints_load_and_score_what_they_claim():

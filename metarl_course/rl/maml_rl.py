@@ -69,6 +69,8 @@ class MAMLRLConfig:
     """Discount factor for returns and advantages."""
     hidden: tuple[int, ...] = (100, 100)
     """Hidden layer sizes of the policy's mean network."""
+    init_std: float = 1.0
+    """Initial standard deviation of the policy's actions (rllab's default, used by Finn et al.: 1.0)."""
     max_kl: float = 0.01
     """TRPO's trust region: the largest mean KL between the adapted policies before and after a step."""
     cg_iterations: int = 10
@@ -89,7 +91,7 @@ class MAMLRLConfig:
     def __post_init__(self) -> None:
         if self.outer not in OUTER:
             raise ValueError(f"outer must be one of {OUTER}, got {self.outer!r}")
-        for name in ("inner_lr", "max_kl", "promp_lr", "promp_clip"):
+        for name in ("inner_lr", "max_kl", "promp_lr", "promp_clip", "init_std"):
             value = getattr(self, name)
             if not (math.isfinite(value) and value > 0):
                 raise ValueError(f"{name} must be > 0, got {value!r}")
@@ -156,7 +158,7 @@ class MAMLRLLearner(ModelOptimizerState):
         self.heldout = heldout if heldout is not None else heldout_goals()
         self.eval_steps = eval_steps
         torch.manual_seed(seed)
-        self.model = GaussianMLPPolicy(2, 2, config.hidden).to(device or get_device())
+        self.model = GaussianMLPPolicy(2, 2, config.hidden, config.init_std).to(device or get_device())
         self.device = next(self.model.parameters()).device
         self.params = parameters_of(self.model)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.promp_lr)
@@ -280,3 +282,24 @@ def adaptation_returns(policy: GaussianMLPPolicy, config: MAMLRLConfig, tasks: l
                 params = adapt_policy(policy, params, episodes, first_lr if step == 0 else later_lr, config.gamma,
                                       lvc=False, per_task_params=True)
     return torch.stack(curve, dim=1)
+
+
+@torch.no_grad()
+def oracle_returns(tasks: list[NavigationTask], horizon: int = 100, device: torch.device | str = "cpu") -> torch.Tensor:
+    """Return of a controller that *knows* the goal and heads straight for it: (num_tasks,).
+
+    It moves by ``clip((goal - position) / dynamics, -0.1, 0.1)`` each step, the
+    largest allowed step towards the goal. Finn et al.'s oracle is instead a
+    learned policy given the goal as input (-2.29 in their table); this one is the
+    best any policy can do, so it is an upper bound.
+    """
+    from metarl_course.tasks.navigation import BatchedNavigationEnv
+
+    env = BatchedNavigationEnv(tasks, horizon=horizon, device=device)
+    dynamics = torch.tensor([t.dynamics for t in tasks], device=env.device)[:, None]
+    position, _ = env.reset()
+    total = torch.zeros(len(tasks), device=env.device)
+    for _ in range(horizon):
+        position, reward, _, _, _ = env.step(((env.goals - position) / dynamics).clamp(-0.1, 0.1))
+        total += reward
+    return total

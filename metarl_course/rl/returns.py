@@ -40,22 +40,32 @@ def linear_baseline(obs: torch.Tensor, returns: torch.Tensor, reg: float = 1e-5)
         (T, N, H) baseline values.
     """
     T, N, H, _ = obs.shape
-    t = (torch.arange(H, dtype=obs.dtype, device=obs.device) / 100.0)[None, None, :, None].expand(T, N, H, 1)
-    features = torch.cat([obs, obs ** 2, t, t ** 2, t ** 3, torch.ones_like(t)], dim=-1).reshape(T, N * H, -1)
+    x = obs.double()  # the normal equations are badly conditioned in float32
+    t = (torch.arange(H, dtype=x.dtype, device=x.device) / 100.0)[None, None, :, None].expand(T, N, H, 1)
+    features = torch.cat([x, x ** 2, t, t ** 2, t ** 3, torch.ones_like(t)], dim=-1).reshape(T, N * H, -1)
     gram = features.transpose(1, 2) @ features  # (T, F, F)
-    eye = torch.eye(gram.shape[-1], dtype=obs.dtype, device=obs.device)
-    rhs = features.transpose(1, 2) @ returns.reshape(T, N * H, 1)  # (T, F, 1)
-    # increase the ridge term until the system is well conditioned (as rllab's LinearFeatureBaseline does)
-    for scale in (1.0, 10.0, 100.0, 1e3, 1e4):
-        weights = torch.linalg.solve(gram + reg * scale * eye, rhs)
-        if torch.isfinite(weights).all():
+    eye = torch.eye(gram.shape[-1], dtype=x.dtype, device=x.device)
+    rhs = features.transpose(1, 2) @ returns.double().reshape(T, N * H, 1)  # (T, F, 1)
+    # increase the ridge term until every task's system is solvable (as rllab's LinearFeatureBaseline does)
+    for scale in (1.0, 10.0, 100.0, 1e3, 1e4, 1e5, 1e6):
+        weights, info = torch.linalg.solve_ex(gram + reg * scale * eye, rhs)
+        if (info == 0).all() and torch.isfinite(weights).all():
             break
-    return (features @ weights).reshape(T, N, H)
+    return (features @ weights).reshape(T, N, H).to(returns.dtype)
 
 
-def normalize_per_task(values: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
-    """Zero mean, unit standard deviation within each task: (T, ...) -> (T, ...)."""
+def normalize_per_task(values: torch.Tensor, mask: torch.Tensor | None = None, eps: float = 1e-8) -> torch.Tensor:
+    """Zero mean, unit standard deviation within each task: (T, ...) -> (T, ...).
+
+    With a boolean ``mask`` of the same shape, the statistics use only the masked-in
+    entries, and the others are set to 0 (e.g. time steps after an episode ended).
+    """
+    if mask is None:
+        mask = torch.ones_like(values, dtype=torch.bool)
+    weights = mask.reshape(values.shape[0], -1).to(values.dtype)
     flat = values.reshape(values.shape[0], -1)
-    mean, std = flat.mean(dim=1), flat.std(dim=1)
+    count = weights.sum(dim=1).clamp(min=2)
+    mean = (flat * weights).sum(dim=1) / count
+    std = ((((flat - mean[:, None]) ** 2) * weights).sum(dim=1) / (count - 1)).sqrt()
     shape = (-1,) + (1,) * (values.dim() - 1)
-    return (values - mean.view(shape)) / (std.view(shape) + eps)
+    return torch.where(mask, (values - mean.view(shape)) / (std.view(shape) + eps), torch.zeros_like(values))

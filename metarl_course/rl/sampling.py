@@ -29,6 +29,7 @@ class Episodes:
         rewards: (T, N, H)
         log_probs: (T, N, H) log-probability of each action under the sampling policy.
         outputs: (T, N, H, 2 * act_dim) the sampling policy's mean and log-std (for KL terms).
+        alive: (T, N, H) True while the episode is running (False after it reached the goal).
     """
 
     obs: torch.Tensor
@@ -36,6 +37,7 @@ class Episodes:
     rewards: torch.Tensor
     log_probs: torch.Tensor
     outputs: torch.Tensor
+    alive: torch.Tensor
 
     @property
     def episode_returns(self) -> torch.Tensor:
@@ -43,14 +45,17 @@ class Episodes:
         return self.rewards.sum(dim=-1)
 
     def advantages(self, gamma: float = 0.99, normalize: bool = True) -> torch.Tensor:
-        """Discounted returns minus each task's linear baseline: (T, N, H)."""
+        """Discounted returns minus each task's linear baseline: (T, N, H), 0 after an episode ended."""
         returns = discounted_returns(self.rewards, gamma)
         advantages = returns - linear_baseline(self.obs, returns)
-        return normalize_per_task(advantages) if normalize else advantages
+        if normalize:
+            return normalize_per_task(advantages, self.alive)
+        return torch.where(self.alive, advantages, torch.zeros_like(advantages))
 
     def select(self, tasks: slice | torch.Tensor) -> "Episodes":
         """The episodes of some of the tasks (indexing the first dim)."""
-        return Episodes(*(getattr(self, f)[tasks] for f in ("obs", "actions", "rewards", "log_probs", "outputs")))
+        return Episodes(*(getattr(self, f)[tasks] for f in ("obs", "actions", "rewards", "log_probs", "outputs",
+                                                              "alive")))
 
     def flat(self, name: str) -> torch.Tensor:
         """A field with the episode and time dims merged: (T, N * H, ...)."""
@@ -79,7 +84,9 @@ def sample_episodes(policy: nn.Module, task_params: Params, tasks: list[Navigati
     device = next(iter(task_params.values())).device
     env = BatchedNavigationEnv([task for task in tasks for _ in range(N)], horizon=horizon, device=device)
     obs, _ = env.reset()
-    columns: dict[str, list[torch.Tensor]] = {"obs": [], "actions": [], "rewards": [], "log_probs": [], "outputs": []}
+    columns: dict[str, list[torch.Tensor]] = {"obs": [], "actions": [], "rewards": [], "log_probs": [], "outputs": [],
+                                              "alive": []}
+    alive = torch.ones(T, N, dtype=torch.bool, device=device)
     for _ in range(horizon):
         obs_t = obs.reshape(T, N, -1)
         out = batched_forward(policy, task_params, obs_t)  # (T, N, 2 * act_dim)
@@ -89,8 +96,9 @@ def sample_episodes(policy: nn.Module, task_params: Params, tasks: list[Navigati
         if not torch.isfinite(actions).all():
             raise FloatingPointError("the policy produced non-finite actions; the policy has diverged "
                                      "(try smaller step sizes)")
-        obs, rewards, _, _, _ = env.step(actions.reshape(T * N, -1))
+        obs, rewards, terminated, _, _ = env.step(actions.reshape(T * N, -1))
         for name, value in (("obs", obs_t), ("actions", actions), ("rewards", rewards.reshape(T, N)),
-                            ("log_probs", gaussian_log_prob(out, actions)), ("outputs", out)):
+                            ("log_probs", gaussian_log_prob(out, actions)), ("outputs", out), ("alive", alive)):
             columns[name].append(value)
+        alive = alive & ~terminated.reshape(T, N)
     return Episodes(**{name: torch.stack(values, dim=2) for name, values in columns.items()})

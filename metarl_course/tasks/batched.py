@@ -26,8 +26,11 @@ The differences, all deliberate:
   trial there is no next episode: ``obs`` is the final observation,
   ``info["trial_over"]`` is True, and :meth:`step` raises until you call
   :meth:`reset`.
-* Episodes end on a time limit only, so ``terminated`` is always False and
-  ``truncated`` marks the horizon (the observations do not include time).
+* Every episode of a trial lasts exactly ``horizon`` steps in the batch, and
+  ``truncated`` marks the horizon (the observations do not include time). An
+  environment whose episodes can end earlier (navigation, when the goal is
+  reached) reports ``terminated`` on that step and then holds that task still,
+  with reward 0, until the horizon: the tasks stay in lock-step.
   For speed the flag tensors are shared between steps: read them, copy them
   (``truncated.clone()``), but do not modify them in place.
 
@@ -160,13 +163,14 @@ class BatchedEnv(ABC, Generic[TaskT]):
             )
         actions = self._check_actions(actions)
         obs, rewards = self._transition(actions, self._t)
+        terminated = self._terminated()
         self._t += 1
         if self._t % self.horizon:
-            return obs, rewards, self._no, self._no, {}
+            return obs, rewards, terminated, self._no, {}
         info: dict[str, Any] = {"final_obs": obs, "trial_over": self._t == self.trial_length}
         if not info["trial_over"]:
             obs = self._start_episode()  # same-step autoreset, same task
-        return obs, rewards, self._no, self._yes, info
+        return obs, rewards, terminated, self._yes, info
 
     def close(self) -> None:
         """Nothing to release (kept for gymnasium API compatibility)."""
@@ -178,6 +182,10 @@ class BatchedEnv(ABC, Generic[TaskT]):
         )
 
     # ------------------------------------------------------------------ hooks
+    def _terminated(self) -> torch.Tensor:
+        """Which tasks' episodes ended on the step just taken (before the horizon); none by default."""
+        return self._no
+
     @abstractmethod
     def _load_tasks(self, tasks: tuple[TaskT, ...]) -> None:
         """Store the tasks' parameters as tensors on ``self.device``."""

@@ -12,11 +12,9 @@ The task distribution of MAML's 2D navigation experiment, done right:
 * an episode lasts exactly ``horizon = 100`` steps (a time limit, so
   ``truncated=True`` on step 100).
 
-One deliberate simplification: the authors' rllab code also ends an episode
-when the agent is within 0.01 of the goal in both coordinates. We do not, so
-every episode of a batch has the same length and all tasks step in lock-step;
-a return here is at most about 1 lower than it would be with that rule (the
-remaining steps each cost at most 0.014).
+* an episode ends when the agent is within ``goal_tolerance = 0.01`` of the goal
+  in both coordinates (the authors' rllab code does this; returns in Finn et
+  al.'s table are measured with it), else after ``horizon = 100`` steps.
 
 The arena is the square [-1, 1]^2 (``GOAL_LIMIT``): goals of every
 distribution, including the out-of-distribution one, lie inside it.
@@ -48,6 +46,8 @@ MAX_ACTION = 0.1
 """Actions are clipped to [-MAX_ACTION, MAX_ACTION]^2 (Finn et al. 2017)."""
 HORIZON = 100
 """Steps per episode (Finn et al. 2017)."""
+GOAL_TOLERANCE = 0.01
+"""An episode ends when |x - goal_x| < GOAL_TOLERANCE and |y - goal_y| < GOAL_TOLERANCE (Finn et al.'s rllab env)."""
 MAX_DYNAMICS = 5.0
 """Largest allowed dynamics scale; with it, positions stay within +-horizon * 0.1 * 5."""
 
@@ -165,6 +165,12 @@ class NavigationDistribution(TaskDistribution[NavigationTask]):
         )
 
 
+def _check_tolerance(tolerance: float | None) -> float | None:
+    if tolerance is not None and not (math.isfinite(tolerance) and tolerance >= 0):
+        raise ValueError(f"goal_tolerance must be >= 0 (or None: never end early), got {tolerance}")
+    return tolerance
+
+
 def _check_task(task: Any) -> NavigationTask:
     if not isinstance(task, NavigationTask):
         raise TypeError(
@@ -179,7 +185,9 @@ class Navigation2DEnv(gym.Env[np.ndarray, np.ndarray]):
 
     Observation: the position, ``(2,)`` float32 (the goal is hidden).
     Action: a velocity ``(2,)``, clipped to [-0.1, 0.1]^2. Reward: minus the
-    distance to the goal after the move. Episodes last ``horizon`` steps.
+    distance to the goal after the move. An episode ends (``terminated``) when the
+    agent is within ``goal_tolerance`` of the goal in both coordinates, or is
+    truncated after ``horizon`` steps. ``goal_tolerance=None`` never terminates.
 
     The task is kept across resets (a trial is several episodes of one task)
     until you change it with ``reset(options={"task": task})`` or
@@ -196,8 +204,10 @@ class Navigation2DEnv(gym.Env[np.ndarray, np.ndarray]):
 
     metadata = {"render_modes": []}
 
-    def __init__(self, task: NavigationTask | None = None, horizon: int = HORIZON, task_seed: int = 0) -> None:
+    def __init__(self, task: NavigationTask | None = None, horizon: int = HORIZON, task_seed: int = 0,
+                 goal_tolerance: float | None = GOAL_TOLERANCE) -> None:
         self.horizon = check_count("horizon", horizon)
+        self.goal_tolerance = _check_tolerance(goal_tolerance)
         if task is None:
             task = NavigationDistribution().sample(1, np.random.default_rng(task_seed))[0]
         self.observation_space = observation_space(self.horizon)
@@ -229,14 +239,15 @@ class Navigation2DEnv(gym.Env[np.ndarray, np.ndarray]):
             raise ValueError(f"unknown reset option(s) {sorted(options)}; the only option is 'task'")
         self._position = np.zeros(2, dtype=np.float32)
         self._t = 0
+        self._terminated = False
         return self._position.copy(), {"task": self._task}
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         """Move by ``dynamics * clip(action)``; reward = -distance to the goal."""
         if self._position is None:
             raise RuntimeError("step() called before reset(); call env.reset() first.")
-        if self._t >= self.horizon:
-            raise RuntimeError(f"the episode ended after {self.horizon} steps; call env.reset().")
+        if self._t >= self.horizon or self._terminated:
+            raise RuntimeError("the episode has ended (goal reached or time limit); call env.reset().")
         action = np.asarray(action, dtype=np.float32)
         if action.shape != (2,):
             raise ValueError(f"action must have shape (2,), a velocity (dx, dy), got shape {action.shape}")
@@ -247,7 +258,9 @@ class Navigation2DEnv(gym.Env[np.ndarray, np.ndarray]):
         offset = self._position - self._goal
         distance = np.sqrt(offset[0] * offset[0] + offset[1] * offset[1])  # float32, as the batched env
         self._t += 1
-        return self._position.copy(), -float(distance), False, self._t >= self.horizon, {}
+        tol = self.goal_tolerance
+        self._terminated = tol is not None and bool(abs(offset[0]) < tol and abs(offset[1]) < tol)
+        return self._position.copy(), -float(distance), self._terminated, self._t >= self.horizon, {}
 
 
 class BatchedNavigationEnv(BatchedEnv[NavigationTask]):
@@ -256,6 +269,8 @@ class BatchedNavigationEnv(BatchedEnv[NavigationTask]):
     Same dynamics, observations and rewards as :class:`Navigation2DEnv`
     (float32). Observations ``(num_envs, 2)``, actions ``(num_envs, 2)``,
     rewards ``(num_envs,)``. The environment is deterministic: the generator is unused.
+    A task whose agent reaches the goal reports ``terminated`` on that step, then
+    stays where it is with reward 0 until the horizon (all tasks stay in lock-step).
 
     Example:
         >>> tasks = NavigationDistribution().sample(256, np.random.default_rng(0))
@@ -277,8 +292,10 @@ class BatchedNavigationEnv(BatchedEnv[NavigationTask]):
         episodes_per_trial: int = 1,
         seed: int = 0,
         device: torch.device | str | None = None,
+        goal_tolerance: float | None = GOAL_TOLERANCE,
     ) -> None:
         self.single_observation_space = observation_space(check_count("horizon", horizon))
+        self.goal_tolerance = _check_tolerance(goal_tolerance)
         super().__init__(tasks, horizon=horizon, episodes_per_trial=episodes_per_trial, seed=seed, device=device)
 
     @property
@@ -296,7 +313,12 @@ class BatchedNavigationEnv(BatchedEnv[NavigationTask]):
 
     def _start_episode(self) -> torch.Tensor:
         self._position = torch.zeros(self.num_envs, 2, device=self.device)
+        self._done = torch.zeros(self.num_envs, dtype=torch.bool, device=self.device)  # goal reached earlier
+        self._just_done = self._done
         return self._position
+
+    def _terminated(self) -> torch.Tensor:
+        return self._just_done
 
     def _check_actions(self, actions: Any) -> torch.Tensor:
         actions = torch.as_tensor(actions, dtype=torch.float32, device=self.device)
@@ -309,11 +331,15 @@ class BatchedNavigationEnv(BatchedEnv[NavigationTask]):
         return actions
 
     def _transition(self, actions: torch.Tensor, t: int) -> tuple[torch.Tensor, torch.Tensor]:
-        move = self._dynamics * actions.clamp(-MAX_ACTION, MAX_ACTION)  # (N, 2)
+        running = ~self._done  # (N,) episodes that have not reached the goal yet
+        move = self._dynamics * actions.clamp(-MAX_ACTION, MAX_ACTION) * running[:, None]  # (N, 2); 0 once done
         self._position = self._position + move  # a new tensor: returned observations are never overwritten
         offset = self._position - self._goals
         squared = offset[:, 0] * offset[:, 0] + offset[:, 1] * offset[:, 1]  # (N,) float32
         # torch's vectorised float32 sqrt on CPU (AVX512) is not always correctly rounded; the
         # float64 square root rounded to float32 is, so it matches NumPy (and the gymnasium env) exactly.
         distance = squared.double().sqrt().float()  # (N,)
-        return self._position, -distance
+        if self.goal_tolerance is not None:
+            self._just_done = running & (offset.abs() < self.goal_tolerance).all(dim=1)
+            self._done = self._done | self._just_done
+        return self._position, -distance * running  # no reward after the episode has ended
