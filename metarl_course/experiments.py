@@ -131,3 +131,37 @@ def load_result(name: str, directory: str | Path = CHECKPOINT_DIR) -> tuple[Meta
     model: nn.Module = learner.model  # type: ignore[attr-defined]
     model.load_state_dict(data["model"])
     return learner, data
+
+
+# ---------------------------------------------------------------------------
+# RL² (chapter 05): bandits, tabular MDPs, navigation
+# ---------------------------------------------------------------------------
+
+
+def _rl2_experiments() -> dict[str, Experiment]:
+    from metarl_course.rl.rl2 import RL2Config, RL2Learner
+
+    def build(config: RL2Config) -> Callable[[int], MetaLearner]:
+        return lambda seed: RL2Learner(config, seed)
+
+    variants = {
+        # name: (description, config, full iterations, quick iterations, eval_every)
+        "rl2-bandit-n10-k5": ("RL², Bernoulli bandits, n=10 pulls, k=5 arms (Duan et al. 2016, Table 1)",
+                              RL2Config.bandit(num_pulls=10, num_arms=5), 6000, 150, 500),
+        "rl2-bandit-n100-k5": ("RL², Bernoulli bandits, n=100 pulls, k=5 arms (Duan et al. 2016, Table 1)",
+                               RL2Config.bandit(num_pulls=100, num_arms=5, num_trials=256, num_minibatches=1),
+                               300, 10, 25),
+        "rl2-mdp-n10": ("RL², random tabular MDPs, 10 episodes of 10 steps per trial (Duan et al. 2016)",
+                        RL2Config(task="tabular_mdp", horizon=10, episodes_per_trial=10, num_trials=256,
+                                  num_minibatches=1),
+                        300, 10, 25),
+        "rl2-nav-2ep": ("RL², 2D navigation to an unseen goal, 2 episodes of 100 steps per trial",
+                        RL2Config(task="navigation", horizon=100, episodes_per_trial=2, num_trials=128,
+                                  num_minibatches=1),
+                        200, 10, 25),
+    }
+    return {name: Experiment(name, text, build(config), full, quick, every, config.to_dict())
+            for name, (text, config, full, quick, every) in variants.items()}
+
+
+EXPERIMENTS.update(_rl2_experiments())
