@@ -164,3 +164,36 @@ def test_game_rl2_player(bandit_model):
     assert len(arms) == 6 and all(r == game.payout(t, a) for t, (a, r) in enumerate(zip(arms, rewards)))
     with pytest.raises(ValueError, match="arm must be"):
         game.pull(3)
+
+
+# ---------------------------------------------------------------------------- shipped checkpoints
+RL2_EXPERIMENTS = ["rl2-bandit-n10-k5", "rl2-bandit-n100-k5", "rl2-mdp-n10", "rl2-nav-2ep"]
+
+
+@pytest.mark.parametrize("name", RL2_EXPERIMENTS)
+def test_shipped_checkpoint_scores_what_it_claims(name):
+    from metarl_course.experiments import CHECKPOINT_DIR, load_result
+
+    if not (CHECKPOINT_DIR / f"{name}.pt").exists():
+        pytest.skip(f"{name}.pt not shipped")
+    learner, data = load_result(name)
+    assert learner.model.setting == RL2Config(**data["config"]).setting()
+    claimed = data["results"]
+    measured = learner.evaluate_heldout()  # the same held-out tasks and random numbers as at the end of training
+    for key in ("eval/trial_return", "eval/trial_return_reset_every_episode"):
+        if key in claimed:
+            assert math.isclose(measured[key], claimed[key], rel_tol=1e-3, abs_tol=1e-3), (key, measured[key])
+
+
+def test_shipped_bandit_checkpoints_beat_thompson_and_approach_gittins():
+    from metarl_course.experiments import CHECKPOINT_DIR, load_result
+    from metarl_course.rl.rl2 import evaluate_on_baseline_tasks
+
+    for n in (10, 100):
+        if not (CHECKPOINT_DIR / f"rl2-bandit-n{n}-k5.pt").exists():
+            pytest.skip("bandit checkpoints not shipped")
+        model = load_result(f"rl2-bandit-n{n}-k5")[0].model
+        rl2 = evaluate_on_baseline_tasks(model, n, 5, num_trials=1000, seed=0).mean
+        thompson = evaluate_bandit_policy("thompson", 5, n, num_trials=1000, seed=0, device="cpu").mean
+        gittins = evaluate_bandit_policy("gittins", 5, n, num_trials=1000, seed=0, device="cpu").mean
+        assert rl2 > thompson and rl2 > 0.96 * gittins, (n, rl2, thompson, gittins)
