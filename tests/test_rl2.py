@@ -185,15 +185,14 @@ def test_shipped_checkpoint_scores_what_it_claims(name):
             assert math.isclose(measured[key], claimed[key], rel_tol=1e-3, abs_tol=1e-3), (key, measured[key])
 
 
-def test_shipped_bandit_checkpoints_beat_thompson_and_approach_gittins():
+def test_shipped_bandit_checkpoint_n10_beats_thompson_and_is_within_2_percent_of_gittins():
     from metarl_course.experiments import CHECKPOINT_DIR, load_result
     from metarl_course.rl.rl2 import evaluate_on_baseline_tasks
 
-    for n in (10, 100):
-        if not (CHECKPOINT_DIR / f"rl2-bandit-n{n}-k5.pt").exists():
-            pytest.skip("bandit checkpoints not shipped")
-        model = load_result(f"rl2-bandit-n{n}-k5")[0].model
-        rl2 = evaluate_on_baseline_tasks(model, n, 5, num_trials=1000, seed=0).mean
-        thompson = evaluate_bandit_policy("thompson", 5, n, num_trials=1000, seed=0, device="cpu").mean
-        gittins = evaluate_bandit_policy("gittins", 5, n, num_trials=1000, seed=0, device="cpu").mean
-        assert rl2 > thompson and rl2 > 0.96 * gittins, (n, rl2, thompson, gittins)
+    if not (CHECKPOINT_DIR / "rl2-bandit-n10-k5.pt").exists():
+        pytest.skip("bandit checkpoint not shipped")
+    model = load_result("rl2-bandit-n10-k5")[0].model
+    rl2 = evaluate_on_baseline_tasks(model, 10, 5, num_trials=2000, seed=0).mean
+    thompson = evaluate_bandit_policy("thompson", 5, 10, num_trials=2000, seed=0, device="cpu").mean
+    gittins = evaluate_bandit_policy("gittins", 5, 10, num_trials=2000, seed=0, device="cpu").mean
+    assert rl2 > thompson and rl2 > 0.98 * gittins, (rl2, thompson, gittins)
