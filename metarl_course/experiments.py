@@ -146,14 +146,43 @@ def _navigation_experiments() -> dict[str, Experiment]:
 
     variants = {
         "maml-trpo-navigation": ("MAML with a TRPO outer step on 2D navigation (Finn et al. 2017)",
-                                 MAMLRLConfig(meta_batch_size=20, fisher_tasks=5), 150),
+                                 MAMLRLConfig(meta_batch_size=20, fisher_tasks=5), 250),
         "promp-navigation": ("ProMP on 2D navigation (Rothfuss et al. 2019)",
-                             MAMLRLConfig(outer="promp", meta_batch_size=20), 150),
+                             MAMLRLConfig(outer="promp", meta_batch_size=20), 250),
         "pretrained-navigation": ("one policy trained with TRPO on all goals (no inner step)",
-                                  MAMLRLConfig(outer="pretrained", meta_batch_size=20, fisher_tasks=5), 150),
+                                  MAMLRLConfig(outer="pretrained", meta_batch_size=20, fisher_tasks=5), 100),
     }
     return {name: Experiment(name, text, _maml_rl(config), iterations, 3, 25, config.to_dict())
             for name, (text, config, iterations) in variants.items()}
 
 
 EXPERIMENTS.update(_navigation_experiments())
+
+# ---------------------------------------------------------------------------
+# RL² (chapter 05): bandits, tabular MDPs, navigation
+# ---------------------------------------------------------------------------
+
+
+def _rl2_experiments() -> dict[str, Experiment]:
+    from metarl_course.rl.rl2 import RL2Config, RL2Learner
+
+    def build(config: RL2Config) -> Callable[[int], MetaLearner]:
+        return lambda seed: RL2Learner(config, seed)
+
+    variants = {
+        # name: (description, config, full iterations, quick iterations, eval_every)
+        "rl2-bandit-n10-k5": ("RL², Bernoulli bandits, n=10 pulls, k=5 arms (Duan et al. 2016, Table 1)",
+                              RL2Config.bandit(num_pulls=10, num_arms=5), 6000, 150, 500),
+        "rl2-bandit-n100-k5": ("RL², Bernoulli bandits, n=100 pulls, k=5 arms (Duan et al. 2016, Table 1)",
+                               RL2Config.bandit(num_pulls=100, num_arms=5), 600, 15, 50),
+        "rl2-mdp-n10": ("RL², random tabular MDPs, 10 episodes of 10 steps per trial (Duan et al. 2016)",
+                        RL2Config(task="tabular_mdp", horizon=10, episodes_per_trial=10), 450, 15, 50),
+        "rl2-nav-2ep": ("RL², 2D navigation to an unseen goal, 2 episodes of 100 steps per trial",
+                        RL2Config(task="navigation", horizon=100, episodes_per_trial=2, num_trials=128),
+                        350, 15, 50),
+    }
+    return {name: Experiment(name, text, build(config), full, quick, every, config.to_dict())
+            for name, (text, config, full, quick, every) in variants.items()}
+
+
+EXPERIMENTS.update(_rl2_experiments())

@@ -1,0 +1,100 @@
+"""What chapter 05 measures about a trained RL² agent: pulls on common bandits, regret, a comparison table.
+
+Every function plays RL² and the classic baselines on *the same* bandits
+(arm means from the same seed as
+:func:`~metarl_course.rl.bandit_baselines.evaluate_bandit_policy`), so curves
+and differences compare choices, not luck in the tasks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from metarl_course.evaluation import mean_ci
+from metarl_course.rl.bandit_baselines import (
+    PAPER_TABLE1,
+    POLICY_NAMES,
+    make_policy,
+    run_bandit,
+    sample_arm_means,
+)
+from metarl_course.rl.rl2 import RL2ActorCritic, rollout
+from metarl_course.tasks.bandits import BanditTask, BatchedBanditEnv
+
+
+@dataclass(frozen=True)
+class BanditPulls:
+    """What a policy did on a batch of bandits: arms pulled, rewards, and the arms' true means."""
+
+    name: str
+    arms: np.ndarray
+    """(B, n) pulled arm at each step."""
+    rewards: np.ndarray
+    """(B, n) reward (0 or 1) at each step."""
+    arm_means: np.ndarray
+    """(B, k) the bandits' arm means."""
+
+    @property
+    def totals(self) -> np.ndarray:
+        """(B,) total reward of each trial."""
+        return self.rewards.sum(1)
+
+    def expected_rewards(self) -> np.ndarray:
+        """(B, n) mean of the pulled arm: the reward without the coin flip."""
+        return np.take_along_axis(self.arm_means, self.arms, axis=1)
+
+    def cumulative_regret(self) -> np.ndarray:
+        """(B, n) sum over pulls so far of (best arm's mean - pulled arm's mean)."""
+        return np.cumsum(self.arm_means.max(1, keepdims=True) - self.expected_rewards(), axis=1)
+
+    def best_arm_rank_frequencies(self) -> np.ndarray:
+        """(n, k): at each pull, the fraction of trials that pulled the best, 2nd best, ... arm."""
+        ranks = (-self.arm_means).argsort(1).argsort(1)  # (B, k) rank of each arm, 0 = best
+        pulled_rank = np.take_along_axis(ranks, self.arms, axis=1)  # (B, n)
+        k = self.arm_means.shape[1]
+        return np.stack([(pulled_rank == r).mean(0) for r in range(k)], axis=1)
+
+
+def _arm_means(num_trials: int, num_arms: int, seed: int) -> torch.Tensor:
+    return sample_arm_means(num_trials, num_arms, torch.Generator().manual_seed(int(seed)))  # (B, k) float64
+
+
+def rl2_pulls(model: RL2ActorCritic, num_pulls: int, num_arms: int, num_trials: int = 1000, seed: int = 0,
+              reset_hidden_every_episode: bool = False) -> BanditPulls:
+    """The RL² agent on the common bandits of ``seed``."""
+    arm_means = _arm_means(num_trials, num_arms, seed)
+    env = BatchedBanditEnv([BanditTask(arm_probs=tuple(p)) for p in arm_means.numpy()], horizon=num_pulls,
+                           device=model.device)
+    trials = rollout(model, env, torch.Generator(device=model.device).manual_seed(seed), seed=seed,
+                     reset_hidden_every_episode=reset_hidden_every_episode)
+    return BanditPulls("rl2", trials.actions.T.cpu().numpy(), trials.rewards.T.cpu().double().numpy(),
+                       arm_means.numpy())
+
+
+def baseline_pulls(name: str, num_pulls: int, num_arms: int, num_trials: int = 1000, seed: int = 0) -> BanditPulls:
+    """Baseline ``name`` (one of :data:`POLICY_NAMES`) on the common bandits of ``seed``."""
+    generator = torch.Generator().manual_seed(int(seed))
+    arm_means = sample_arm_means(num_trials, num_arms, generator)  # the same draws as _arm_means
+    result = run_bandit(make_policy(name, num_pulls, device="cpu"), arm_means, num_pulls, generator)
+    return BanditPulls(name, result.arms.numpy(), result.rewards.numpy(), arm_means.numpy())
+
+
+def comparison_table(rl2: BanditPulls, baselines: list[BanditPulls]) -> str:
+    """Markdown: mean total reward +/- 95% CI of RL² and every baseline, beside Duan et al.'s Table 1."""
+    num_trials, num_pulls = rl2.rewards.shape
+    num_arms = rl2.arm_means.shape[1]
+    paper = PAPER_TABLE1.get((num_pulls, num_arms), {})
+    lines = [f"| policy (n = {num_pulls}, k = {num_arms}, {num_trials} trials) | measured | RL² minus it "
+             "(paired, 95% CI) | Duan et al. 2016 |", "| --- | --- | --- | --- |"]
+    for pulls in [rl2, *baselines]:
+        mean, hw = mean_ci(pulls.totals)
+        diff = "" if pulls is rl2 else "{:+.2f} +/- {:.2f}".format(*mean_ci(rl2.totals - pulls.totals))
+        ref = paper.get(pulls.name)
+        lines.append(f"| {pulls.name} | {mean:.2f} +/- {hw:.2f} | {diff} | {'-' if ref is None else ref} |")
+    return "\n".join(lines)
+
+
+__all__ = ["BanditPulls", "POLICY_NAMES", "baseline_pulls", "comparison_table", "rl2_pulls"]

@@ -1,0 +1,198 @@
+"""RL²: GAE, the recurrent actor-critic's inputs and hidden state, training through the course's loop, errors."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from metarl_course.rl.advantages import gae
+from metarl_course.rl.bandit_baselines import evaluate_bandit_policy
+from metarl_course.rl.bandit_game import BanditGame
+from metarl_course.rl.rl2 import RL2Config, RL2Learner, build_model, make_env, rollout, task_distribution
+from metarl_course.tasks.bandits import BanditTask, BatchedBanditEnv
+from metarl_course.training import train
+
+
+# ---------------------------------------------------------------------------- GAE
+def test_gae_hand_computed():
+    # two steps then the trial ends; gamma = 0.5, lambda = 0.5, worked out by hand:
+    # delta_1 = 2 + 0 - 1 = 1 (terminal), A_1 = 1
+    # delta_0 = 1 + 0.5 * 1 - 0.5 = 1, A_0 = 1 + 0.25 * 1 = 1.25
+    rewards = torch.tensor([[1.0], [2.0]])
+    values = torch.tensor([[0.5], [1.0]])
+    adv, ret = gae(rewards, values, torch.tensor([7.0]), torch.tensor([[False], [True]]), gamma=0.5, lam=0.5)
+    torch.testing.assert_close(adv[:, 0], torch.tensor([1.25, 1.0]))
+    torch.testing.assert_close(ret[:, 0], torch.tensor([1.75, 2.0]))
+
+
+def test_gae_bootstraps_without_terminal_and_lambda_one_is_monte_carlo():
+    rewards = torch.tensor([[1.0, 0.0], [1.0, 1.0], [1.0, 0.0]])  # (T=3, B=2)
+    values = torch.rand(3, 2)
+    last = torch.tensor([10.0, 0.0])
+    adv, ret = gae(rewards, values, last, torch.zeros(3, 2, dtype=torch.bool), gamma=0.9, lam=1.0)
+    # lambda = 1: returns are the discounted rewards plus gamma^3 * last value, whatever V is
+    expected = torch.tensor([[1 + 0.9 + 0.81 + 0.729 * 10, 0 + 0.9 + 0], [1 + 0.9 + 0.81 * 10, 1 + 0], [1 + 9.0, 0]])
+    torch.testing.assert_close(ret, expected)
+
+
+# ---------------------------------------------------------------------------- the model
+@pytest.fixture(scope="module")
+def bandit_model():
+    return build_model(RL2Config.bandit(num_pulls=6, num_arms=3, hidden_size=16), seed=0, device="cpu")
+
+
+def test_inputs_hold_previous_action_reward_and_done():
+    config = RL2Config(task="tabular_mdp", horizon=3, episodes_per_trial=2, hidden_size=8, num_trials=4)
+    model = build_model(config, device="cpu")
+    tasks = task_distribution(config).sample(4, np.random.default_rng(0))
+    env = make_env(config, tasks, "cpu")
+    trials = rollout(model, env, torch.Generator().manual_seed(0), seed=0)
+    S, A = 10, 5
+    assert trials.inputs.shape == (6, 4, S + A + 2)
+    obs_part, act_part, rew_part, done_part = trials.inputs.split([S, A, 1, 1], dim=-1)
+    # step 0 of the trial: nothing happened before
+    assert act_part[0].abs().sum() == 0 and rew_part[0].abs().sum() == 0 and done_part[0].abs().sum() == 0
+    for t in range(1, 6):
+        torch.testing.assert_close(act_part[t], torch.nn.functional.one_hot(trials.actions[t - 1], A).float())
+        torch.testing.assert_close(rew_part[t, :, 0], trials.rewards[t - 1])
+        assert torch.all(done_part[t, :, 0] == float(t == 3)), "d_{t-1} is 1 exactly when step t starts episode 2"
+    assert torch.all(obs_part[3].argmax(-1) == 0), "every episode starts in state 0"
+
+
+def test_sequence_call_equals_step_by_step(bandit_model):
+    torch.manual_seed(1)
+    inputs = torch.randn(7, 5, bandit_model.input_size)
+    out_seq, values_seq, h_seq = bandit_model(inputs, bandit_model.initial_hidden(5))
+    h = bandit_model.initial_hidden(5)
+    outs, values = [], []
+    for t in range(7):
+        out, value, h = bandit_model(inputs[t : t + 1], h)
+        outs.append(out[0])
+        values.append(value[0])
+    torch.testing.assert_close(out_seq, torch.stack(outs), atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(values_seq, torch.stack(values), atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(h_seq, h, atol=1e-6, rtol=1e-5)
+
+
+def test_hidden_state_kept_across_episodes_and_reset_between_trials():
+    config = RL2Config(task="tabular_mdp", horizon=3, episodes_per_trial=2, hidden_size=8, num_trials=2)
+    model = build_model(config, device="cpu")
+    tasks = task_distribution(config).sample(2, np.random.default_rng(0))
+    env = make_env(config, tasks, "cpu")
+    kept = rollout(model, env, torch.Generator().manual_seed(0), seed=0)
+    again = rollout(model, env, torch.Generator().manual_seed(0), seed=0)
+    # a new trial starts from a fresh state: the same tasks and random numbers give the same trial
+    torch.testing.assert_close(kept.log_probs, again.log_probs)
+    # the first step of episode 2 depends on episode 1: change an episode-1 input and its output moves
+    h0 = model.initial_hidden(2)
+    out, _, _ = model(kept.inputs, h0)
+    changed = kept.inputs.clone()
+    changed[1, :, 10:17] = torch.tensor([0, 0, 0, 0, 1, 5.0, 0])  # another a_0 and r_0 inside episode 1
+    out_changed, _, _ = model(changed, h0)
+    assert (out[3] - out_changed[3]).abs().max() > 1e-4
+    # with the seed's per-episode reset, episode 2 starts as if nothing happened: its first output
+    # equals that of a fresh trial's first step in the same state
+    reset = rollout(model, env, torch.Generator().manual_seed(0), seed=0, reset_hidden_every_episode=True)
+    first, _, _ = model(reset.inputs[3:4], h0)
+    fresh, _, _ = model(reset.inputs[0:1], h0)
+    torch.testing.assert_close(first, fresh)
+
+
+def test_initial_hidden_on_model_device(bandit_model):
+    h = bandit_model.initial_hidden(3)
+    assert h.shape == (1, 3, 16) and h.device == bandit_model.value_head.weight.device
+    assert torch.all(h == 0)
+
+
+# ---------------------------------------------------------------------------- training
+def test_smoke_training_beats_random_on_two_armed_bandits():
+    config = RL2Config.bandit(num_pulls=10, num_arms=2, hidden_size=32, num_trials=256, num_minibatches=1,
+                              lr=3e-3, num_eval_trials=500)
+    learner = RL2Learner(config, seed=0, device="cpu")
+    history = train(learner, num_iterations=60, seed=0, progress=False)
+    score = history.last("eval/trial_return")
+    random = evaluate_bandit_policy("random", 2, 10, num_trials=2000, seed=0, device="cpu").mean
+    assert score > random + 0.4, (score, random)  # random: 5.0, always the best arm: 6.67
+
+
+# ---------------------------------------------------------------------------- bad input
+@pytest.mark.parametrize("n, k, match", [(10, 1, "k \\(num_arms\\)"), (10, 101, "k \\(num_arms\\)"),
+                                         (0, 5, "n \\(num_pulls"), (1001, 5, "n \\(num_pulls")])
+def test_n_or_k_out_of_range(n, k, match):
+    with pytest.raises(ValueError, match=match):
+        RL2Config.bandit(num_pulls=n, num_arms=k)
+
+
+def test_checkpoint_for_another_setting_is_refused():
+    trained = build_model(RL2Config.bandit(num_pulls=10, num_arms=5, hidden_size=8), device="cpu")
+    other_n = build_model(RL2Config.bandit(num_pulls=100, num_arms=5, hidden_size=8), device="cpu")
+    with pytest.raises(ValueError, match="horizon=10 .*this model: 100"):
+        other_n.load_state_dict(trained.state_dict())
+    other_k = build_model(RL2Config.bandit(num_pulls=10, num_arms=10, hidden_size=8), device="cpu")
+    with pytest.raises(ValueError, match="num_arms=5"):
+        other_k.load_state_dict(trained.state_dict())
+
+
+def test_hidden_of_wrong_batch_size(bandit_model):
+    inputs = torch.zeros(2, 4, bandit_model.input_size)
+    with pytest.raises(ValueError, match="initial_hidden\\(4\\)"):
+        bandit_model(inputs, bandit_model.initial_hidden(3))
+
+
+# ---------------------------------------------------------------------------- the game
+def test_game_uses_the_envs_luck_and_thompson_plays_it():
+    task = BanditTask(arm_probs=(0.2, 0.5, 0.8))
+    game = BanditGame(task, num_pulls=8, seed=3)
+    env = BatchedBanditEnv([task], horizon=8, device="cpu")
+    _, info = env.reset(seed=3)
+    torch.testing.assert_close(info["noise"][0], game.uniforms)
+    for t in range(8):
+        assert game.pull(2) == (1.0 if game.uniforms[t] < 0.8 else 0.0)
+    assert game.done
+    with pytest.raises(RuntimeError, match="over"):
+        game.pull(0)
+    arms, rewards = game.play_thompson()
+    assert len(arms) == 8 and all(r == game.payout(t, a) for t, (a, r) in enumerate(zip(arms, rewards)))
+
+
+def test_game_rl2_player(bandit_model):
+    game = BanditGame(BanditTask(arm_probs=(0.2, 0.5, 0.8)), num_pulls=6, seed=1)
+    arms, rewards = game.play_rl2(bandit_model)
+    assert len(arms) == 6 and all(r == game.payout(t, a) for t, (a, r) in enumerate(zip(arms, rewards)))
+    with pytest.raises(ValueError, match="arm must be"):
+        game.pull(3)
+
+
+# ---------------------------------------------------------------------------- shipped checkpoints
+RL2_EXPERIMENTS = ["rl2-bandit-n10-k5", "rl2-bandit-n100-k5", "rl2-mdp-n10", "rl2-nav-2ep"]
+
+
+@pytest.mark.parametrize("name", RL2_EXPERIMENTS)
+def test_shipped_checkpoint_scores_what_it_claims(name):
+    from metarl_course.experiments import CHECKPOINT_DIR, load_result
+
+    if not (CHECKPOINT_DIR / f"{name}.pt").exists():
+        pytest.skip(f"{name}.pt not shipped")
+    learner, data = load_result(name)
+    assert learner.model.setting == RL2Config(**data["config"]).setting()
+    claimed = data["results"]
+    measured = learner.evaluate_heldout()  # the same held-out tasks and random numbers as at the end of training
+    for key in ("eval/trial_return", "eval/trial_return_reset_every_episode"):
+        if key in claimed:
+            assert math.isclose(measured[key], claimed[key], rel_tol=1e-3, abs_tol=1e-3), (key, measured[key])
+
+
+def test_shipped_bandit_checkpoint_n10_beats_thompson_and_is_within_2_percent_of_gittins():
+    from metarl_course.experiments import CHECKPOINT_DIR, load_result
+    from metarl_course.rl.rl2 import evaluate_on_baseline_tasks
+
+    if not (CHECKPOINT_DIR / "rl2-bandit-n10-k5.pt").exists():
+        pytest.skip("bandit checkpoint not shipped")
+    model = load_result("rl2-bandit-n10-k5")[0].model
+    rl2 = evaluate_on_baseline_tasks(model, 10, 5, num_trials=2000, seed=0).mean
+    thompson = evaluate_bandit_policy("thompson", 5, 10, num_trials=2000, seed=0, device="cpu").mean
+    gittins = evaluate_bandit_policy("gittins", 5, 10, num_trials=2000, seed=0, device="cpu").mean
+    assert rl2 > thompson and rl2 > 0.98 * gittins, (rl2, thompson, gittins)
