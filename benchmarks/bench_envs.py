@@ -90,7 +90,9 @@ def bench_one(name: str, num_tasks: int, device: str, min_seconds: float) -> tup
     gen = torch.Generator().manual_seed(0)
     if name == "navigation":
         tasks = NavigationDistribution().sample(num_tasks, rng)
-        envs, batched = [Navigation2DEnv(task=t) for t in tasks], BatchedNavigationEnv(tasks, device=device)
+        # goal_tolerance=None: no episode ends early, so every env is stepped the same number of times
+        envs = [Navigation2DEnv(task=t, goal_tolerance=None) for t in tasks]
+        batched = BatchedNavigationEnv(tasks, device=device, goal_tolerance=None)
         actions = torch.randn(batched.horizon, num_tasks, 2, generator=gen) * 0.1
         gym_actions = [list(a) for a in actions.numpy()]
     else:
