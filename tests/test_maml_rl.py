@@ -145,3 +145,29 @@ def test_policy_with_wrong_action_size_is_rejected():
         sample_episodes(policy, params, [NavigationTask(goal=(0.1, 0.1))], 2, torch.Generator(), horizon=3)
     with pytest.raises(ValueError, match="num_episodes"):
         sample_episodes(policy, params, [NavigationTask(goal=(0.1, 0.1))], 0, torch.Generator(), horizon=3)
+
+
+def test_shipped_navigation_checkpoints_score_what_they_claim():
+    from metarl_course.experiments import load_result
+
+    scores = {}
+    for name in ("maml-trpo-navigation", "promp-navigation", "pretrained-navigation"):
+        learner, data = load_result(name)
+        now = learner.evaluate_heldout()
+        for key, value in data["results"].items():
+            assert abs(now[key] - value) < 1e-3, (name, key, now[key], value)
+        scores[name] = now
+    maml, pretrained = scores["maml-trpo-navigation"], scores["pretrained-navigation"]
+    # the meta-learned policies gain far more from one policy-gradient step than the pretrained one
+    assert maml["eval/return_step1"] - maml["eval/return_step0"] > 15
+    assert maml["eval/return_step1"] > pretrained["eval/return_step1"]
+    assert scores["promp-navigation"]["eval/return_step1"] > pretrained["eval/return_step1"]
+
+
+def test_oracle_heads_straight_for_the_goal():
+    from metarl_course.rl.maml_rl import oracle_returns
+
+    # (0.1, 0.05) is 0.15 from the goal, (0.2, 0.05) is 0.05, then the goal itself: the episode ends
+    assert oracle_returns([NavigationTask(goal=(0.25, 0.05))]).item() == pytest.approx(-0.2, abs=1e-5)
+    slow = oracle_returns([NavigationTask(goal=(0.25, 0.05), dynamics=0.5)]).item()
+    assert slow < -0.2  # half-speed dynamics take more steps
