@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from metarl_course.rl.advantages import gae
+from metarl_course.rl.returns import gae
 from metarl_course.rl.bandit_baselines import evaluate_bandit_policy
 from metarl_course.rl.bandit_game import BanditGame
 from metarl_course.rl.rl2 import RL2Config, RL2Learner, build_model, make_env, rollout, task_distribution

@@ -43,7 +43,7 @@ from torch.nn import functional as F
 
 from metarl_course.device import get_device
 from metarl_course.evaluation import mean_ci
-from metarl_course.rl.advantages import gae
+from metarl_course.rl.returns import gae
 from metarl_course.rl.bandit_baselines import sample_arm_means
 from metarl_course.tasks.bandits import BanditDistribution, BanditTask, BatchedBanditEnv
 from metarl_course.tasks.batched import BatchedEnv
