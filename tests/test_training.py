@@ -104,7 +104,7 @@ def test_every_experiment_trains_briefly(name, tmp_path):
     path = run_experiment(name, num_iterations=3, out_dir=tmp_path, runs_dir=tmp_path, progress=False)
     data = torch.load(path, weights_only=True)
     assert data["experiment"] == name
-    assert any(k.startswith("eval/") and k.endswith("step1") for k in data["results"])
+    assert any(k.startswith("eval/") for k in data["results"])  # a held-out evaluation was recorded
 
 
 def test_shipped_checkpoints_load_and_score_what_they_claim():
