@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from metarl_course.tasks.batched import BatchedEnv
-from metarl_course.tasks.distribution import TaskDistribution, check_count, check_rng
+from metarl_course.tasks.distribution import TaskDistribution, check_count, check_rng, reset_options
 
 NUM_PULLS = 100
 """Default pulls per trial (n; Duan et al. 2016 use 10, 100 and 500)."""
@@ -173,12 +173,10 @@ class BernoulliBanditEnv(gym.Env[int, int]):
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[int, dict[str, Any]]:
         """Start a trial of ``num_pulls`` pulls; options ``task`` and ``noise`` (see class docstring)."""
         super().reset(seed=seed)
-        options = dict(options or {})
+        options = reset_options(options, ("task", "noise"))
         if "task" in options:
-            self.set_task(options.pop("task"))
-        noise = options.pop("noise", None)
-        if options:
-            raise ValueError(f"unknown reset option(s) {sorted(options)}; valid options: 'task', 'noise'")
+            self.set_task(options["task"])
+        noise = options.get("noise")
         self._noise = None if noise is None else _check_noise(noise, (self.num_pulls,))
         self._t = 0
         return 0, {"task": self._task}

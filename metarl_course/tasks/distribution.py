@@ -16,7 +16,7 @@ design of p(T) decides what that is.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import numpy as np
 
@@ -88,3 +88,12 @@ class TaskDistribution(ABC, Generic[TaskT]):
             f"could not draw {wanted} distinct tasks from {self}; the distribution has "
             "too few distinct tasks: ask for fewer tasks or widen the distribution."
         )
+
+
+def reset_options(options: dict[str, Any] | None, allowed: tuple[str, ...]) -> dict[str, Any]:
+    """A gymnasium ``reset(options=...)`` dict, checked: an unknown key is an error naming the valid ones."""
+    options = dict(options or {})
+    unknown = sorted(set(options) - set(allowed))
+    if unknown:
+        raise ValueError(f"unknown reset option(s) {unknown}; valid options: {', '.join(map(repr, allowed))}")
+    return options

@@ -38,7 +38,7 @@ import numpy as np
 import torch
 
 from metarl_course.tasks.batched import BatchedEnv
-from metarl_course.tasks.distribution import TaskDistribution, check_count, check_rng
+from metarl_course.tasks.distribution import TaskDistribution, check_count, check_rng, reset_options
 
 GOAL_LIMIT = 1.0
 """Every goal lies in the arena [-GOAL_LIMIT, GOAL_LIMIT]^2."""
@@ -232,11 +232,9 @@ class Navigation2DEnv(gym.Env[np.ndarray, np.ndarray]):
     ) -> tuple[np.ndarray, dict[str, Any]]:
         """Start an episode at (0, 0); ``options={"task": task}`` switches task first."""
         super().reset(seed=seed)
-        options = dict(options or {})
+        options = reset_options(options, ("task",))
         if "task" in options:
-            self.set_task(options.pop("task"))
-        if options:
-            raise ValueError(f"unknown reset option(s) {sorted(options)}; the only option is 'task'")
+            self.set_task(options["task"])
         self._position = np.zeros(2, dtype=np.float32)
         self._t = 0
         self._terminated = False

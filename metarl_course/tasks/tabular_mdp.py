@@ -38,7 +38,7 @@ import torch
 
 from metarl_course.tasks.bandits import _check_arm, _check_noise
 from metarl_course.tasks.batched import BatchedEnv
-from metarl_course.tasks.distribution import TaskDistribution, check_count, check_rng
+from metarl_course.tasks.distribution import TaskDistribution, check_count, check_rng, reset_options
 
 NUM_STATES, NUM_ACTIONS, HORIZON = 10, 5, 10
 """Duan et al. 2016's sizes: 10 states, 5 actions, episodes of 10 steps."""
@@ -220,12 +220,10 @@ class TabularMDPEnv(gym.Env[int, int]):
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[int, dict[str, Any]]:
         """Start an episode in state 0; options ``task`` and ``noise`` (see class docstring)."""
         super().reset(seed=seed)
-        options = dict(options or {})
+        options = reset_options(options, ("task", "noise"))
         if "task" in options:
-            self.set_task(options.pop("task"))
-        noise = options.pop("noise", None)
-        if options:
-            raise ValueError(f"unknown reset option(s) {sorted(options)}; valid options: 'task', 'noise'")
+            self.set_task(options["task"])
+        noise = options.get("noise")
         self._noise = None if noise is None else _check_noise(noise, (self.horizon, 2))
         self._state, self._t = 0, 0
         return 0, {"task": self._task}
