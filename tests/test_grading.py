@@ -23,6 +23,8 @@ from metarl_course.grading.course import (EXERCISES_DIR, REPO_ROOT, SOLUTIONS_DI
                                           stale_exercises)
 
 EX01 = "ex01_task_distributions"
+OWN_CLASS = ("ex03_task_distributions", "ex04_maml_rl", "ex05_rl2")
+"""Assignments graded in a class of their own (below), so that pytest-xdist grades them in parallel."""
 LOOP_TIMEOUT = 15  # seconds per cell in the class with an endless loop; ex01's cells need well under 5
 
 
@@ -118,19 +120,31 @@ class TestExercisesAreGenerated:
         assert hidden.count("### BEGIN HIDDEN TESTS") == len(questions(assignment)), "every test cell needs hidden tests"
 
 
+def grade_solution_and_blank(assignment: str, tmp: Path) -> tuple[dict[str, dict[str, str]], Path]:
+    """Grade a class of two, the solution notebook and the released exercise: (grades, course folder)."""
+    (solution,) = (SOLUTIONS_DIR / assignment).glob("*.ipynb")
+    (exercise,) = (EXERCISES_DIR / assignment).glob("*.ipynb")
+    save(nbformat.read(solution, as_version=4), tmp / "subs" / "solution" / assignment, solution.name)
+    save(nbformat.read(exercise, as_version=4), tmp / "subs" / "blank", exercise.name)
+    grade_class(tmp / "subs", assignment, tmp / "grades.csv", course_root=tmp / "course", timeout=120,
+                log=lambda line: None)
+    return read_grades(tmp / "grades.csv"), tmp / "course"
+
+
+def assert_solution_full_marks_exercise_zero(grades: dict[str, dict[str, str]], course: Path, assignment: str) -> None:
+    assert grades["solution"]["status"] == GRADED
+    assert float(grades["solution"]["total"]) == max_total(assignment) > 0
+    for q in questions(assignment):
+        assert float(grades["solution"][q.grade_id]) == q.max_score, q.grade_id
+    assert grades["blank"]["status"] == GRADED and float(grades["blank"]["total"]) == 0
+    for student in ("solution", "blank"):
+        assert list((course / "feedback" / student / assignment).glob("*.html")), f"no feedback for {student}"
+
+
 @pytest.fixture(scope="class")
 def graded_solutions_and_blanks(tmp_path_factory):
-    out = {}
-    for assignment in list_assignments():
-        tmp = tmp_path_factory.mktemp(assignment)
-        (solution,) = (SOLUTIONS_DIR / assignment).glob("*.ipynb")
-        (exercise,) = (EXERCISES_DIR / assignment).glob("*.ipynb")
-        save(nbformat.read(solution, as_version=4), tmp / "subs" / "solution" / assignment, solution.name)
-        save(nbformat.read(exercise, as_version=4), tmp / "subs" / "blank", exercise.name)
-        grade_class(tmp / "subs", assignment, tmp / "grades.csv", course_root=tmp / "course", timeout=120,
-                    log=lambda line: None)
-        out[assignment] = (read_grades(tmp / "grades.csv"), tmp / "course")
-    return out
+    return {assignment: grade_solution_and_blank(assignment, tmp_path_factory.mktemp(assignment))
+            for assignment in list_assignments() if assignment not in OWN_CLASS}
 
 
     def test_pytest_runs_solutions_but_not_exercises(self):
@@ -144,16 +158,42 @@ def graded_solutions_and_blanks(tmp_path_factory):
 class TestSolutionsAndBlankExercises:
     """Every assignment: its solution notebook scores full marks, its released exercise scores zero."""
 
-    @pytest.mark.parametrize("assignment", list_assignments())
+    @pytest.mark.parametrize("assignment", [a for a in list_assignments() if a not in OWN_CLASS])
     def test_solution_full_marks_exercise_zero(self, graded_solutions_and_blanks, assignment):
         grades, course = graded_solutions_and_blanks[assignment]
-        assert grades["solution"]["status"] == GRADED
-        assert float(grades["solution"]["total"]) == max_total(assignment) > 0
-        for q in questions(assignment):
-            assert float(grades["solution"][q.grade_id]) == q.max_score, q.grade_id
-        assert grades["blank"]["status"] == GRADED and float(grades["blank"]["total"]) == 0
-        for student in ("solution", "blank"):
-            assert list((course / "feedback" / student / assignment).glob("*.html")), f"no feedback for {student}"
+        assert_solution_full_marks_exercise_zero(grades, course, assignment)
+
+
+class SolutionAndBlankOfOneAssignment:
+    """The same check for one assignment, in a class of its own (a subclass per assignment sets ASSIGNMENT)."""
+
+    ASSIGNMENT = ""
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def graded(cls, tmp_path_factory):
+        return grade_solution_and_blank(cls.ASSIGNMENT, tmp_path_factory.mktemp(cls.ASSIGNMENT))
+
+    def test_solution_full_marks_exercise_zero(self, graded):
+        assert self.ASSIGNMENT in list_assignments()
+        assert_solution_full_marks_exercise_zero(*graded, self.ASSIGNMENT)
+
+
+class TestEx03NavigationSolutionAndBlank(SolutionAndBlankOfOneAssignment):
+    ASSIGNMENT = "ex03_task_distributions"
+
+
+class TestEx04MAMLRLSolutionAndBlank(SolutionAndBlankOfOneAssignment):
+    ASSIGNMENT = "ex04_maml_rl"
+
+
+class TestEx05RL2SolutionAndBlank(SolutionAndBlankOfOneAssignment):
+    ASSIGNMENT = "ex05_rl2"
+
+
+def test_every_own_class_assignment_has_its_class():
+    classes = {cls.ASSIGNMENT for cls in SolutionAndBlankOfOneAssignment.__subclasses__()}
+    assert classes == set(OWN_CLASS)
 
 
 @pytest.fixture(scope="class")
