@@ -147,12 +147,12 @@ def graded_solutions_and_blanks(tmp_path_factory):
             for assignment in list_assignments() if assignment not in OWN_CLASS}
 
 
-    def test_pytest_runs_solutions_but_not_exercises(self):
-        import tomllib
+def test_pytest_runs_solutions_but_not_exercises():
+    import tomllib
 
-        config = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["tool"]["pytest"]["ini_options"]
-        assert "solutions" in config["testpaths"]  # nbval executes every solution notebook
-        assert "exercises" not in config["testpaths"]  # their stubs raise NotImplementedError
+    config = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["tool"]["pytest"]["ini_options"]
+    assert "solutions" in config["testpaths"]  # nbval executes every solution notebook
+    assert "exercises" not in config["testpaths"]  # their stubs raise NotImplementedError
 
 
 class TestSolutionsAndBlankExercises:
