@@ -37,10 +37,11 @@ import numpy as np
 import torch
 
 from metarl_course.adaptation import Params, adapt, batched_forward, parameters_of
+from metarl_course.device import get_device
 from metarl_course.rl.policies import GaussianMLPPolicy, gaussian_kl, gaussian_log_prob, lvc_loss, reinforce_loss
 from metarl_course.rl.sampling import Episodes, expand_params, sample_episodes
 from metarl_course.rl.trpo import trpo_step
-from metarl_course.tasks.navigation import NavigationDistribution, NavigationTask
+from metarl_course.tasks.navigation import BatchedNavigationEnv, NavigationDistribution, NavigationTask
 from metarl_course.training import ModelOptimizerState
 
 OUTER = ("maml-trpo", "promp", "pretrained")
@@ -151,8 +152,6 @@ class MAMLRLLearner(ModelOptimizerState):
     def __init__(self, config: MAMLRLConfig, distribution: NavigationDistribution | None = None,
                  heldout: list[NavigationTask] | None = None, seed: int = 0,
                  device: torch.device | str | None = None, eval_steps: int = 3) -> None:
-        from metarl_course.device import get_device
-
         self.config = config
         self.distribution = distribution or NavigationDistribution()
         self.heldout = heldout if heldout is not None else heldout_goals()
@@ -293,8 +292,6 @@ def oracle_returns(tasks: list[NavigationTask], horizon: int = 100, device: torc
     learned policy given the goal as input (-2.29 in their table); this one is the
     best any policy can do, so it is an upper bound.
     """
-    from metarl_course.tasks.navigation import BatchedNavigationEnv
-
     env = BatchedNavigationEnv(tasks, horizon=horizon, device=device)
     dynamics = torch.tensor([t.dynamics for t in tasks], device=env.device)[:, None]
     position, _ = env.reset()

@@ -8,7 +8,7 @@ one batched forward pass per time step picks the actions of every episode.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import torch
 from torch import nn
@@ -54,8 +54,7 @@ class Episodes:
 
     def select(self, tasks: slice | torch.Tensor) -> "Episodes":
         """The episodes of some of the tasks (indexing the first dim)."""
-        return Episodes(*(getattr(self, f)[tasks] for f in ("obs", "actions", "rewards", "log_probs", "outputs",
-                                                              "alive")))
+        return Episodes(**{f.name: getattr(self, f.name)[tasks] for f in fields(self)})
 
     def flat(self, name: str) -> torch.Tensor:
         """A field with the episode and time dims merged: (T, N * H, ...)."""
