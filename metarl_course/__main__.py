@@ -26,7 +26,11 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.iterations is not None and args.iterations < 1:
         parser.error("--iterations must be a positive integer")
-    path = run_experiment(args.name, args.seed, args.iterations, args.out, args.runs, resume=not args.no_resume)
+    try:
+        path = run_experiment(args.name, args.seed, args.iterations, args.out, args.runs, resume=not args.no_resume)
+    except (ValueError, OSError) as error:  # bad folders, a run file of another run: say what to change
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     import torch
 
     data = torch.load(path, map_location="cpu", weights_only=True)

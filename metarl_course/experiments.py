@@ -13,6 +13,7 @@ reproduced by its command.
 
 from __future__ import annotations
 
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -28,10 +29,13 @@ from metarl_course.device import get_device
 from metarl_course.maml import MAMLConfig, MAMLLearner
 from metarl_course.nets import MLP, sinusoid_regressor
 from metarl_course.tasks.sinusoid import SinusoidTaskDistribution, heldout_batch
-from metarl_course.training import History, MetaLearner, atomic_save, train
+from metarl_course.training import History, MetaLearner, atomic_save, load_checkpoint, train
 
 CHECKPOINT_DIR = Path(__file__).parent / "checkpoints"
 RUNS_DIR = Path("runs")
+RESULT_FORMAT = 1
+"""Version of the result files' layout (files without a ``format`` key are version 1)."""
+RESULT_KEYS = ("experiment", "seed", "iterations", "config", "model", "results", "history")
 
 
 @dataclass(frozen=True)
@@ -103,14 +107,18 @@ def run_experiment(name: str, seed: int = 0, num_iterations: int | None = None,
     """Train experiment ``name`` from scratch (or resume it) and write ``<out_dir>/<name>.pt``."""
     exp = get_experiment(name)
     iterations = num_iterations or budget(full=exp.num_iterations, quick=exp.quick_iterations)
+    for folder in (out_dir, runs_dir):  # fail now, not after minutes of training
+        check_writable(folder)
     learner = exp.build(seed)
     run_file = Path(runs_dir) / f"{name}-seed{seed}.pt"
     start = time.perf_counter()
     history = train(learner, iterations, seed=seed, eval_every=exp.eval_every, checkpoint_path=run_file,
-                    resume=resume, progress=progress, desc=name)
+                    resume=resume, progress=progress, desc=name,
+                    run_info={"experiment": name, "seed": seed, "config": exp.config})
     if history.interrupted:
         raise KeyboardInterrupt(f"{name} was interrupted; run the same command again to resume from {run_file}")
     result = {
+        "format": RESULT_FORMAT,
         "experiment": name, "seed": seed, "iterations": iterations, "config": exp.config,
         "model": learner.state_dict()["model"],
         "results": {k: v[-1][1] for k, v in history.records.items() if k.startswith("eval/")},
@@ -123,14 +131,39 @@ def run_experiment(name: str, seed: int = 0, num_iterations: int | None = None,
 
 def load_result(name: str, directory: str | Path = CHECKPOINT_DIR) -> tuple[MetaLearner, dict[str, Any]]:
     """A learner of experiment ``name`` with the trained weights from ``<directory>/<name>.pt``, and the file's data."""
+    exp = get_experiment(name)
     path = Path(directory) / f"{name}.pt"
+    remedy = f"recreate it with: python -m metarl_course train {name}"
     if not path.exists():
         raise FileNotFoundError(f"{path} does not exist; create it with: python -m metarl_course train {name}")
-    data = torch.load(path, map_location="cpu", weights_only=True)
-    learner = get_experiment(name).build(data["seed"])
+    try:
+        data = load_checkpoint(path, required=RESULT_KEYS)
+    except ValueError as error:
+        raise ValueError(f"{error} ({remedy})") from error
+    if data.get("format", 1) > RESULT_FORMAT:
+        raise ValueError(f"{path} was written by a newer version of the course (format {data['format']}); "
+                         f"update the course, or {remedy}")
+    if data["experiment"] != name:
+        raise ValueError(f"{path} holds experiment {data['experiment']!r}, not {name!r}; {remedy}")
+    if data["config"] != exp.config:
+        raise ValueError(f"{path} was trained with another configuration of {name!r} than the course's "
+                         f"current one; {remedy}")
+    learner = exp.build(data["seed"])
     model: nn.Module = learner.model  # type: ignore[attr-defined]
     model.load_state_dict(data["model"])
     return learner, data
+
+
+def check_writable(folder: str | Path) -> None:
+    """Create ``folder`` if needed and make sure files can be written there; a clear error if not."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-test-"):
+            pass
+    except OSError as error:
+        raise PermissionError(f"cannot write to {folder} ({error.strerror or error}); "
+                              "choose another folder (--out / --runs) or fix its permissions") from error
 
 
 def _maml_rl(config) -> Callable[[int], MetaLearner]:

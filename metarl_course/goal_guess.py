@@ -29,6 +29,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -36,6 +37,7 @@ import torch
 from metarl_course.device import get_device
 from metarl_course.tasks.distribution import check_count
 from metarl_course.tasks.navigation import MAX_ACTION, BatchedNavigationEnv, NavigationDistribution, NavigationTask
+from metarl_course.training import History, train
 
 
 @dataclass(frozen=True)
@@ -132,14 +134,70 @@ def adapt(
     return torch.stack(thetas), torch.stack(returns)
 
 
+class GoalGuessLearner:
+    """The goal-guess learner in the course's meta-training loop (:func:`metarl_course.training.train`).
+
+    sample tasks (``tasks_per_batch`` of the fixed meta-training tasks) -> adapt (REINFORCE on
+    each task's copy of the guess) -> evaluate (returns before and after) -> meta-update (Reptile).
+    The state is the guess ``theta`` ``(2,)`` and the exploration-noise generator.
+    """
+
+    def __init__(self, train_tasks: Sequence[NavigationTask], config: GoalGuessConfig = GoalGuessConfig(),
+                 seed: int = 0, theta0: Sequence[float] = (-0.8, 0.8),
+                 heldout_tasks: Sequence[NavigationTask] = ()) -> None:
+        self.train_tasks = list(train_tasks)
+        check_count("len(train_tasks)", len(self.train_tasks))
+        self.config = config
+        self.heldout_tasks = list(heldout_tasks)
+        self.theta = torch.tensor(theta0, dtype=torch.float32, device=get_device())
+        self.generator = torch.Generator(device=get_device()).manual_seed(seed)
+
+    def sample_tasks(self, rng: np.random.Generator) -> list[NavigationTask]:
+        few = len(self.train_tasks) < self.config.tasks_per_batch  # with replacement only if there are fewer
+        chosen = rng.choice(len(self.train_tasks), size=self.config.tasks_per_batch, replace=few)
+        return [self.train_tasks[i] for i in chosen]
+
+    def adapt(self, tasks: list[NavigationTask]) -> tuple[torch.Tensor, torch.Tensor]:
+        return adapt(self.theta, tasks, self.config, self.config.inner_steps, self.generator)
+
+    def evaluate(self, tasks: list[NavigationTask], adapted: tuple[torch.Tensor, torch.Tensor]
+                 ) -> tuple[torch.Tensor, dict[str, float]]:
+        returns = adapted[1]  # (inner_steps + 1, tasks)
+        after = returns[-1].mean()
+        return -after, {"meta/return_before": returns[0].mean().item(), "meta/return_after": after.item()}
+
+    def meta_update(self, tasks: list[NavigationTask], adapted: tuple[torch.Tensor, torch.Tensor],
+                    meta_loss: torch.Tensor) -> dict[str, float]:
+        thetas = adapted[0]  # (inner_steps + 1, tasks, 2)
+        self.theta = self.theta + self.config.meta_lr * (thetas[-1].mean(0) - self.theta)  # Reptile
+        return {"meta/theta0_x": self.theta[0].item(), "meta/theta0_y": self.theta[1].item()}
+
+    def evaluate_heldout(self) -> dict[str, float]:
+        """Mean return on the held-out tasks after 0 and ``inner_steps`` steps (nothing if none were given)."""
+        if not self.heldout_tasks:
+            return {}
+        generator = torch.Generator(device=self.theta.device).manual_seed(2017)  # the same noise every time
+        _, returns = adapt(self.theta, self.heldout_tasks, self.config, self.config.inner_steps, generator)
+        return {"eval/return_step0": returns[0].mean().item(), "eval/return_after": returns[-1].mean().item()}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"theta": self.theta.clone(), "generator": self.generator.get_state()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.theta = state["theta"].to(self.theta.device)
+        self.generator.set_state(state["generator"])
+
+
 def meta_train(
     train_tasks: Sequence[NavigationTask],
     config: GoalGuessConfig = GoalGuessConfig(),
     num_iterations: int = 300,
     seed: int = 0,
     theta0: Sequence[float] = (-0.8, 0.8),
-) -> tuple[torch.Tensor, dict[str, list[float]]]:
+) -> tuple[torch.Tensor, History]:
     """Meta-learn the starting guess on a fixed set of meta-training tasks with Reptile.
+
+    Runs :class:`GoalGuessLearner` through the course's one loop, :func:`metarl_course.training.train`.
 
     Args:
         train_tasks: the meta-training tasks (e.g. the first part of ``distribution.split``);
@@ -150,30 +208,14 @@ def meta_train(
             so that learning is visible).
 
     Returns:
-        ``(theta0, history)``: the meta-learned guess ``(2,)`` and per-iteration metrics
-        ``"meta/theta0_x"``, ``"meta/theta0_y"``, ``"meta/return_before"``, ``"meta/return_after"``.
+        ``(theta0, history)``: the meta-learned guess ``(2,)`` and the :class:`~metarl_course.training.History`
+        of ``"meta/theta0_x"``, ``"meta/theta0_y"``, ``"meta/return_before"``, ``"meta/return_after"``;
+        ``history["meta/return_after"]`` is ``(iterations, values)``.
 
     Example:
         >>> tasks = NavigationDistribution(goal_low=0.2, goal_high=0.5).sample(40, np.random.default_rng(0))
         >>> theta0, history = meta_train(tasks, num_iterations=60)  # about 3 s on a laptop CPU
     """
-    check_count("num_iterations", num_iterations)
-    train_tasks = list(train_tasks)
-    check_count("len(train_tasks)", len(train_tasks))
-    rng = np.random.default_rng(seed)
-    generator = torch.Generator(device=get_device()).manual_seed(seed)
-    theta = torch.tensor(theta0, dtype=torch.float32, device=get_device())
-    history: dict[str, list[float]] = {
-        key: [] for key in ("meta/theta0_x", "meta/theta0_y", "meta/return_before", "meta/return_after")
-    }
-    few = len(train_tasks) < config.tasks_per_batch
-    for _ in range(num_iterations):
-        chosen = rng.choice(len(train_tasks), size=config.tasks_per_batch, replace=few)
-        tasks = [train_tasks[i] for i in chosen]  # sample tasks
-        thetas, returns = adapt(theta, tasks, config, config.inner_steps, generator)  # adapt
-        theta = theta + config.meta_lr * (thetas[-1].mean(0) - theta)  # Reptile meta-update
-        history["meta/theta0_x"].append(theta[0].item())
-        history["meta/theta0_y"].append(theta[1].item())
-        history["meta/return_before"].append(returns[0].mean().item())
-        history["meta/return_after"].append(returns[-1].mean().item())
-    return theta, history
+    learner = GoalGuessLearner(train_tasks, config, seed, theta0)
+    history = train(learner, num_iterations, seed=seed, progress=False, desc="goal guess")
+    return learner.theta, history

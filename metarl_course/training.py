@@ -129,9 +129,28 @@ def save_checkpoint(path: str | os.PathLike, learner: MetaLearner, history: Hist
     }, path)
 
 
-def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
-    """Read a checkpoint written by :func:`save_checkpoint` (tensors and plain data only)."""
-    return torch.load(path, map_location="cpu", weights_only=True)
+def load_checkpoint(path: str | os.PathLike, required: tuple[str, ...] = ("iteration", "learner", "history")
+                    ) -> dict[str, Any]:
+    """Read a checkpoint written by :func:`save_checkpoint` (tensors and plain data only).
+
+    Raises:
+        FileNotFoundError: there is no file at ``path``.
+        ValueError: the file is not a checkpoint of this course (corrupt, truncated, another
+            format): the message says which file, so it can be deleted or recreated.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint at {path}")
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises several types for a damaged file; all mean the same here
+        raise ValueError(f"{path} is not a readable checkpoint (corrupt, truncated or not written by this "
+                         f"course: {type(error).__name__}). Delete it and train again.") from error
+    missing = [key for key in required if not isinstance(data, dict) or key not in data]
+    if missing:
+        raise ValueError(f"{path} is a checkpoint in another or older format (missing {', '.join(missing)}). "
+                         "Delete it and train again.")
+    return data
 
 
 @contextmanager
@@ -165,7 +184,8 @@ def check_finite(loss: torch.Tensor | float, iteration: int) -> None:
 
 def train(learner: MetaLearner, num_iterations: int, seed: int = 0, eval_every: int = 0,
           checkpoint_path: str | os.PathLike | None = None, checkpoint_every: int = 1000,
-          resume: bool = True, progress: bool = True, desc: str = "meta-training") -> History:
+          resume: bool = True, progress: bool = True, desc: str = "meta-training",
+          run_info: dict[str, Any] | None = None) -> History:
     """Meta-train ``learner`` for ``num_iterations`` meta-updates.
 
     Each iteration: ``tasks = sample_tasks(rng)``; ``adapted = adapt(tasks)``;
@@ -177,6 +197,8 @@ def train(learner: MetaLearner, num_iterations: int, seed: int = 0, eval_every: 
         checkpoint_path: where to write checkpoints; with ``resume``, an existing file there
             is loaded first and training continues from its iteration.
         checkpoint_every: iterations between checkpoints (and one at the end).
+        run_info: what identifies the run (e.g. experiment name and config); stored in the
+            checkpoint, and a checkpoint with other ``run_info`` is refused instead of resumed.
 
     Returns:
         The :class:`History`; ``history.interrupted`` tells whether it was stopped early.
@@ -190,6 +212,10 @@ def train(learner: MetaLearner, num_iterations: int, seed: int = 0, eval_every: 
     history, start = History(), 0
     if checkpoint_path is not None and resume and Path(checkpoint_path).exists():
         state = load_checkpoint(checkpoint_path)
+        stored = state.get("extra", {}).get("run_info")
+        if run_info is not None and stored != run_info:
+            raise ValueError(f"{checkpoint_path} belongs to another run ({stored}), not to {run_info}; "
+                             "delete it, choose another checkpoint path, or start afresh with resume=False.")
         learner.load_state_dict(state["learner"])
         history, start = History(state["history"]), state["iteration"]
         rng.bit_generator.state = state["numpy_rng"]
@@ -197,7 +223,7 @@ def train(learner: MetaLearner, num_iterations: int, seed: int = 0, eval_every: 
 
     def checkpoint(iteration: int) -> None:
         if checkpoint_path is not None:
-            save_checkpoint(checkpoint_path, learner, history, iteration, rng)
+            save_checkpoint(checkpoint_path, learner, history, iteration, rng, {"run_info": run_info})
 
     started = time.perf_counter()
     iteration = start

@@ -6,8 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from metarl_course.goal_guess import GoalGuessConfig, adapt, meta_train, policy_mean, reinforce_gradient
+from metarl_course.goal_guess import (GoalGuessConfig, GoalGuessLearner, adapt, meta_train, policy_mean,
+                                     reinforce_gradient)
 from metarl_course.tasks import NavigationDistribution, NavigationTask
+from metarl_course.training import train
 
 SMALL = GoalGuessConfig(tasks_per_batch=5, rollouts_per_task=8, meta_lr=0.3)
 
@@ -45,7 +47,8 @@ def test_meta_training_learns_where_the_goals_of_p_T_are():
     theta0, history = meta_train(narrow, SMALL, num_iterations=30, seed=0)
     # the best fixed guess for goals U[0.2, 0.5]^2 is near the centre (0.35, 0.35); we started at (-0.8, 0.8)
     assert torch.linalg.norm(theta0 - torch.tensor([0.35, 0.35])) < 0.15
-    assert np.mean(history["meta/return_before"][-5:]) > np.mean(history["meta/return_before"][:5]) + 30
+    _, before = history["meta/return_before"]
+    assert np.mean(before[-5:]) > np.mean(before[:5]) + 30
     assert meta_train(narrow, SMALL, num_iterations=3, seed=1)[0].tolist() == \
         meta_train(narrow, SMALL, num_iterations=3, seed=1)[0].tolist()  # same seed, same result
 
@@ -62,3 +65,16 @@ def test_bad_hyperparameters_are_refused():
         GoalGuessConfig(inner_lr=-0.1)
     with pytest.raises(ValueError, match="rollouts_per_task"):
         GoalGuessConfig(rollouts_per_task=0)
+
+
+def test_goal_guess_runs_in_the_course_loop_and_resumes_identically(tmp_path):
+    """The chapter-03 learner is trained by the same loop as every other algorithm, checkpoints included."""
+    tasks = NavigationDistribution(goal_low=0.2, goal_high=0.5).sample(10, np.random.default_rng(0))
+    straight = GoalGuessLearner(tasks, SMALL, seed=3, heldout_tasks=tasks[:4])
+    history = train(straight, 6, seed=3, progress=False)
+    assert "eval/return_after" in history
+    first = GoalGuessLearner(tasks, SMALL, seed=3, heldout_tasks=tasks[:4])
+    train(first, 3, seed=3, progress=False, checkpoint_path=tmp_path / "run.pt")
+    resumed = GoalGuessLearner(tasks, SMALL, seed=3, heldout_tasks=tasks[:4])
+    train(resumed, 6, seed=3, progress=False, checkpoint_path=tmp_path / "run.pt")
+    assert resumed.theta.tolist() == straight.theta.tolist()

@@ -120,3 +120,119 @@ def test_shipped_checkpoints_load_and_score_what_they_claim():
     assert maml["results"]["eval/mse_step1"] <= 0.50
     assert maml["results"]["eval/mse_step10"] <= 0.20
     assert pretrained["results"]["eval/mse_step1"] > 2 * maml["results"]["eval/mse_step1"]
+
+
+# --- bad checkpoints and folders: clear errors, and nothing already there is lost --------------------------------
+
+SHIPPED = load_result.__globals__["CHECKPOINT_DIR"]
+
+
+def test_a_checkpoint_of_another_experiment_is_refused(tmp_path):
+    (tmp_path / "reptile-sinusoid.pt").write_bytes((SHIPPED / "maml-sinusoid.pt").read_bytes())
+    with pytest.raises(ValueError, match="holds experiment 'maml-sinusoid', not 'reptile-sinusoid'.*train reptile"):
+        load_result("reptile-sinusoid", tmp_path)
+
+
+def test_a_checkpoint_trained_with_another_config_is_refused(tmp_path):
+    data = torch.load(SHIPPED / "maml-sinusoid.pt", weights_only=True)
+    data["config"] = {**data["config"], "inner_lr": 0.5}
+    torch.save(data, tmp_path / "maml-sinusoid.pt")
+    with pytest.raises(ValueError, match="another configuration"):
+        load_result("maml-sinusoid", tmp_path)
+
+
+@pytest.mark.parametrize("damage", ["garbage", "truncated", "older format", "newer format"])
+def test_corrupt_or_foreign_checkpoint_files_get_a_clear_error(tmp_path, damage):
+    good = (SHIPPED / "maml-sinusoid.pt").read_bytes()
+    path = tmp_path / "maml-sinusoid.pt"
+    if damage == "garbage":
+        path.write_text("this is not a checkpoint")
+    elif damage == "truncated":
+        path.write_bytes(good[: len(good) // 2])
+    else:
+        data = torch.load(SHIPPED / "maml-sinusoid.pt", weights_only=True)
+        if damage == "older format":
+            del data["history"]
+        else:
+            data["format"] = 99
+        torch.save(data, path)
+    message = {"garbage": "not a readable checkpoint", "truncated": "not a readable checkpoint",
+               "older format": "older format", "newer format": "newer version"}[damage]
+    with pytest.raises(ValueError, match=message) as info:
+        load_result("maml-sinusoid", tmp_path)
+    assert "python -m metarl_course train maml-sinusoid" in str(info.value)
+
+
+def test_unknown_experiment_names_list_the_known_ones():
+    with pytest.raises(ValueError, match="unknown experiment 'maml-sinus'.*maml-sinusoid"):
+        load_result("maml-sinus")
+    with pytest.raises(ValueError, match="unknown experiment"):
+        run_experiment("maml-sinus")
+
+
+def test_an_unwritable_output_folder_fails_before_training_and_keeps_existing_files(tmp_path, capsys):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    with pytest.raises(PermissionError, match="cannot write to .*choose another folder"):
+        run_experiment("oracle-sinusoid", num_iterations=5, out_dir=blocker / "out", runs_dir=tmp_path, progress=False)
+    assert not list(tmp_path.glob("oracle-sinusoid-seed*.pt"))  # it stopped before training
+    assert main(["train", "oracle-sinusoid", "--iterations", "5", "--out", str(blocker / "out"),
+                 "--runs", str(tmp_path)]) == 2
+    assert "error: cannot write to" in capsys.readouterr().err
+
+
+def test_a_failed_run_never_overwrites_the_existing_result(tmp_path, monkeypatch):
+    out = run_experiment("oracle-sinusoid", num_iterations=5, out_dir=tmp_path, runs_dir=tmp_path / "runs",
+                         progress=False)
+    before = out.read_bytes()
+    # 1. a run file that belongs to another run (here: seed 0's file under seed 1's name) is refused, not resumed
+    (tmp_path / "runs" / "oracle-sinusoid-seed0.pt").rename(tmp_path / "runs" / "oracle-sinusoid-seed1.pt")
+    with pytest.raises(ValueError, match="belongs to another run"):
+        run_experiment("oracle-sinusoid", seed=1, num_iterations=10, out_dir=tmp_path, runs_dir=tmp_path / "runs",
+                       progress=False)
+    assert out.read_bytes() == before
+    # 2. a run that crashes half-way (here: diverges) writes no result
+    def diverge(*args, **kwargs):
+        raise FloatingPointError("the meta-loss became nan at iteration 3: training diverged")
+    monkeypatch.setattr("metarl_course.experiments.train", diverge)
+    with pytest.raises(FloatingPointError):
+        run_experiment("oracle-sinusoid", num_iterations=10, out_dir=tmp_path, runs_dir=tmp_path / "runs",
+                       resume=False, progress=False)
+    assert out.read_bytes() == before
+
+
+# --- every shipped result file: loads, re-scores its stored numbers, and the README shows those numbers ----------
+
+HEADLINE = {  # the numbers each README row must show, by experiment name (exact, prefix, or a "-part" of it)
+    "oracle-sinusoid": ("eval/mse_step0",),
+    "-sinusoid": ("eval/mse_step1", "eval/mse_step10"),
+    "-navigation": ("eval/return_step0", "eval/return_step1", "eval/return_step2", "eval/return_step3"),
+    "rl2-bandit": ("eval/trial_return",),
+    "rl2-mdp": ("eval/trial_return",),
+    "rl2-nav": ("eval/episode1_return", "eval/episode2_return"),
+}
+
+
+def headline(name):
+    for pattern, keys in HEADLINE.items():
+        if name == pattern or name.startswith(pattern) or (pattern.startswith("-") and pattern in name):
+            return keys
+    raise AssertionError(f"add experiment {name} to HEADLINE: which of its results does the README show?")
+
+def readme_row(name):
+    readme = (SHIPPED.parents[1] / "README.md").read_text()
+    rows = [line for line in readme.splitlines() if line.startswith(f"| `{name}` |")]
+    assert len(rows) == 1, f"README.md needs exactly one table row for {name}, found {len(rows)}"
+    return rows[0]
+
+
+@pytest.mark.parametrize("name", sorted(EXPERIMENTS))
+def test_shipped_result_rescores_and_matches_the_readme(name):
+    learner_, data = load_result(name)
+    now = learner_.evaluate_heldout()
+    for key, stored in data["results"].items():
+        assert now[key] == pytest.approx(stored, abs=1e-3, rel=1e-3), (name, key)
+    row = readme_row(name)
+    for key in headline(name):
+        value = data["results"][key]
+        assert any(f"{value:.{d}f}" in row for d in (1, 2, 3)), f"README's row for {name} lacks {key} = {value:.3f}"
