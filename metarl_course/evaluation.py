@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -56,3 +57,40 @@ def curve_metrics(curve: torch.Tensor, prefix: str = "eval/mse") -> dict[str, fl
     last = mean.shape[0] - 1
     return {f"{prefix}_step0": mean[0].item(), f"{prefix}_step1": mean[min(1, last)].item(),
             f"{prefix}_step{last}": mean[last].item()}
+
+
+def across_seeds(curves: Sequence[np.ndarray | torch.Tensor], confidence: float = 0.95
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """Mean curve and confidence half-width over *training seeds*.
+
+    Args:
+        curves: one ``(num_tasks, num_points)`` array per training seed, all on the same held-out tasks.
+
+    Each training run is one sample: a run's own average over tasks goes in, and
+    the interval says how far another training run could land. Pooling the tasks
+    of every seed as if they were independent samples would make it too narrow:
+    tasks of one run share that run's luck.
+
+    Returns:
+        ``(mean, half_width)``, each ``(num_points,)``.
+    """
+    if len(curves) < 2:
+        raise ValueError(f"need curves from at least 2 training seeds, got {len(curves)}")
+    per_seed = [(c.detach().cpu().double().numpy() if isinstance(c, torch.Tensor) else np.asarray(c, float))
+                for c in curves]
+    shapes = {c.shape[1:] for c in per_seed}
+    if len(shapes) != 1:
+        raise ValueError(f"every seed's curve needs the same number of points, got shapes {[c.shape for c in per_seed]}")
+    return mean_ci(np.stack([c.mean(axis=0) for c in per_seed]), confidence)
+
+
+def paired_difference(a: np.ndarray | torch.Tensor, b: np.ndarray | torch.Tensor, confidence: float = 0.95) -> MeanCI:
+    """Mean of ``a - b`` with its confidence interval, for two methods scored on the *same* tasks.
+
+    Pairing removes what the tasks share (an easy task is easy for both), so the
+    difference is known far more precisely than either score: compare methods this way.
+    """
+    a_, b_ = (x.detach().cpu().double().numpy() if isinstance(x, torch.Tensor) else np.asarray(x, float) for x in (a, b))
+    if a_.shape != b_.shape:
+        raise ValueError(f"paired scores need the same tasks: shapes {a_.shape} and {b_.shape} differ")
+    return summarize(a_ - b_, confidence)
