@@ -1,0 +1,42 @@
+"""The summary chapter's self-test controls, driven as a learner would."""
+
+from __future__ import annotations
+
+import pytest
+
+from metarl_course.widgets import QuickCheck, SelfTest
+
+
+def test_the_worked_answer_stays_hidden_until_the_learner_has_written_an_answer():
+    test = SelfTest("What does MAML learn?", "An **initialisation**.", min_words=5)
+    assert test.button.disabled and not test.output.outputs and "5 more words" in test.status.value
+    test.draft.value = "an initial point"
+    assert test.button.disabled and "2 more words" in test.status.value
+    test.draft.value = "an initial point that adapts fast"
+    assert not test.button.disabled and test.status.value == ""
+    test.button.click()
+    assert test.revealed and test.button.disabled
+    assert test.output.outputs[0]["data"]["text/markdown"] == "An **initialisation**."
+    test.button.click()
+    test.draft.value = "x"  # editing afterwards neither hides nor duplicates the answer
+    assert len(test.output.outputs) == 1 and test.button.disabled
+
+
+def test_self_test_refuses_empty_text():
+    with pytest.raises(ValueError, match="non-empty"):
+        SelfTest("Why?", "  ")
+    with pytest.raises(ValueError, match="min_words"):
+        SelfTest("Why?", "Because.", min_words=-1)
+
+
+def test_quick_check_gives_a_verdict_and_the_explanation():
+    check = QuickCheck("When is RL²'s hidden state reset?", ["every step", "every episode", "every trial"], 2,
+                       "Once per trial: it carries what was learned across the trial's episodes.")
+    assert check.feedback.value == ""
+    check.choice.value = "every episode"
+    assert not check.answered_correctly and "Not quite" in check.feedback.value
+    assert "Once per trial" in check.feedback.value
+    check.choice.value = "every trial"
+    assert check.answered_correctly and "Right" in check.feedback.value
+    with pytest.raises(ValueError, match="correct must index"):
+        QuickCheck("?", ["a", "b"], 2, "")
