@@ -1,4 +1,4 @@
-"""Chapter 06's comparison: the seed's algorithm table, measured on the same 2D navigation goals.
+"""Chapter 06's comparison: the tutorial's algorithm table, measured on the same 2D navigation goals.
 
 Every method is scored on the same held-out goals (:func:`metarl_course.rl.maml_rl.heldout_goals`) with the
 same kind of number, the average undiscounted return of an episode, after it has spent some *experience* on
@@ -99,8 +99,8 @@ def oracle_scores(goals: list[NavigationTask]) -> NavigationScores:
 
 
 def comparison_table(scores: list[NavigationScores]) -> str:
-    """A text table: return before and after adaptation, experience used, meta-training cost."""
-    header = (f"{'method':<26}{'adapts by':<16}{'before':>9}{'after':>17}{'episodes used':>15}"
+    """A text table: return with no experience of the task and after adaptation, experience used, meta-training cost."""
+    header = (f"{'method':<26}{'adapts by':<16}{'with 0 episodes':>16}{'after':>17}{'episodes used':>15}"
               f"{'meta-train env steps':>22}{'wall time':>11}")
     lines = [header, "-" * len(header)]
     for s in scores:
@@ -108,6 +108,6 @@ def comparison_table(scores: list[NavigationScores]) -> str:
         before = f"{s.returns[:, 0].mean():.1f}" if s.returns.shape[1] > 1 else ""
         steps = "" if math.isnan(s.meta_env_steps) else f"{s.meta_env_steps / 1e6:.1f} M"
         wall = "" if math.isnan(s.wall_seconds) else f"{s.wall_seconds / 60:.1f} min"
-        lines.append(f"{s.method:<26}{s.adapts_by:<16}{before:>9}{f'{mean:.2f} +/- {half_width:.2f}':>17}"
+        lines.append(f"{s.method:<26}{s.adapts_by:<16}{before:>16}{f'{mean:.2f} +/- {half_width:.2f}':>17}"
                      f"{int(s.experience[-1]):>15}{steps:>22}{wall:>11}")
     return "\n".join(lines)

@@ -87,8 +87,9 @@ def across_seeds(curves: Sequence[np.ndarray | torch.Tensor], confidence: float 
 def paired_difference(a: np.ndarray | torch.Tensor, b: np.ndarray | torch.Tensor, confidence: float = 0.95) -> MeanCI:
     """Mean of ``a - b`` with its confidence interval, for two methods scored on the *same* tasks.
 
-    Pairing removes what the tasks share (an easy task is easy for both), so the
-    difference is known far more precisely than either score: compare methods this way.
+    Pairing removes what the two scores share task by task (an easy task is easy for
+    both), so the more they move together, the more precisely the difference is known
+    compared with either score: compare methods on the same tasks this way.
     """
     a_, b_ = (x.detach().cpu().double().numpy() if isinstance(x, torch.Tensor) else np.asarray(x, float) for x in (a, b))
     if a_.shape != b_.shape:
