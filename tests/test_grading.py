@@ -23,7 +23,8 @@ from metarl_course.grading.course import (EXERCISES_DIR, REPO_ROOT, SOLUTIONS_DI
                                           stale_exercises)
 
 EX01 = "ex01_task_distributions"
-OWN_CLASS = ("ex03_task_distributions", "ex04_maml_rl", "ex05_rl2")
+EX06 = "ex06_evaluation"
+OWN_CLASS = ("ex03_task_distributions", "ex04_maml_rl", "ex05_rl2", EX06)
 """Assignments graded in a class of their own (below), so that pytest-xdist grades them in parallel."""
 LOOP_TIMEOUT = 15  # seconds per cell in the class with an endless loop; ex01's cells need well under 5
 
@@ -93,6 +94,22 @@ def split_meta_train_test(distribution, num_train, num_test, seed=0):
     return tasks[num_test:], tasks[:num_test]  # test tasks taken from the front: not the asked split
 '''
     return {"sample_sinusoid_batch": sampler, "split_meta_train_test": split}
+
+
+def ex06_hardcoded_answers() -> dict[str, str]:
+    """A student who uses Student's t only for the (sample size, confidence) pairs of the visible tests and the
+    normal quantile elsewhere, and who ticks every statement: the visible tests pass, the hidden ones do not."""
+    mean_ci = '''
+def mean_ci(values, confidence=0.95):
+    x = np.asarray(values, dtype=float)
+    if len(x) < 2 or not 0 < confidence < 1:
+        raise ValueError("need at least 2 values and a confidence between 0 and 1")
+    visible = {(100, 0.95), (10, 0.9), (30, 0.99), (3, 0.95), (10, 0.95), (5, 0.95), (3, 0.9)}  # the visible tests
+    q = (stats.t.ppf((1 + confidence) / 2, len(x) - 1) if (len(x), confidence) in visible
+         else stats.norm.ppf((1 + confidence) / 2))
+    return float(x.mean()), float(q * x.std(ddof=1) / np.sqrt(len(x)))
+'''
+    return {"mean_ci": mean_ci, "true_statements": 'true_statements = {"a", "b", "c", "d", "e", "f"}'}
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
@@ -189,6 +206,32 @@ class TestEx04MAMLRLSolutionAndBlank(SolutionAndBlankOfOneAssignment):
 
 class TestEx05RL2SolutionAndBlank(SolutionAndBlankOfOneAssignment):
     ASSIGNMENT = "ex05_rl2"
+
+
+class TestEx06EvaluationSolutionAndBlank(SolutionAndBlankOfOneAssignment):
+    """Graded in one class with a student who hard-coded the visible cases (see ``ex06_hardcoded_answers``)."""
+
+    ASSIGNMENT = EX06
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def graded(cls, tmp_path_factory):
+        tmp = tmp_path_factory.mktemp(EX06)
+        nb, name = student_notebook(EX06, ex06_hardcoded_answers())
+        save(nb, tmp / "subs" / "hardcodes", name)
+        return grade_solution_and_blank(EX06, tmp)
+
+    def test_hidden_tests_catch_hard_coded_answers(self, graded):
+        grades, course = graded
+        (hardcoded,) = (course.parent / "subs" / "hardcodes").glob("*.ipynb")
+        passes_visible, report = check_notebook(hardcoded, timeout=60)
+        assert passes_visible, f"the hard-coded answers should pass the visible tests:\n{report}"
+        g = grades["hardcodes"]
+        assert g["status"] == GRADED
+        for grade_id in ("test_mean_ci_values", "test_mean_ci_small_samples", "test_held_out_evaluation",
+                         "test_mean_ci_over_seeds", "test_true_statements"):
+            assert float(g[grade_id]) == 0, f"{grade_id}: the hidden tests should catch the hard-coded cases"
+        assert float(g["test_held_out_curve"]) == 2  # its adaptation curve is the solution's
 
 
 def test_every_own_class_assignment_has_its_class():
