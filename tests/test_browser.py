@@ -170,13 +170,13 @@ NOTEBOOK_STATE_JS = r"""
     session.statusChanged.connect((_, status) => { if (status === 'idle') window.__replies++; });
   }
   const errors = [], timing = [];
-  let pending = 0, code = 0;
+  let pending = 0, code = 0, first = null;
   const cells = panel.content.model.cells;
   for (let i = 0; i < cells.length; i++) {
     const c = cells.get(i);
     if (c.type !== 'code') continue;
     code++;
-    if (c.executionCount === null || c.executionCount === undefined) pending++;
+    if (c.executionCount === null || c.executionCount === undefined) { if (!pending) first = i; pending++; }
     for (const o of c.outputs.toJSON()) {
       if (o.output_type === 'error') errors.push({cell: i, ename: o.ename, evalue: o.evalue});
     }
@@ -185,7 +185,7 @@ NOTEBOOK_STATE_JS = r"""
       timing.push([i, (Date.parse(t['shell.execute_reply']) - Date.parse(t['iopub.execute_input'])) / 1000]);
     }
   }
-  return {state: kernel ? session.kernelDisplayStatus : 'no kernel', pending, code, errors, timing,
+  return {state: kernel ? session.kernelDisplayStatus : 'no kernel', pending, code, first, errors, timing,
           replies: window.__replies || 0, dialog: !!document.querySelector('.jp-Dialog')};
 }
 """
@@ -397,6 +397,7 @@ class ChapterRun:
         self.context = self.page = None
         self.opened_at = self.run_at = self.run_s = None
         self.timing: list = []
+        self.last: dict = {}
 
     def start(self):
         self.context = self.browser.new_context(viewport={"width": 1280, "height": 1400})
@@ -421,6 +422,7 @@ class ChapterRun:
             s = self.page.evaluate(NOTEBOOK_STATE_JS, self.path)
         except PlaywrightError:  # the page is still loading (its script context is being replaced)
             s = {"state": "loading"}
+        self.last = s
         now = time.monotonic()
         if self.state == "opening":
             if s["state"] == "idle":
@@ -465,9 +467,9 @@ class ChapterRun:
 class Chapters:
     """All chapters at once (or `PARALLEL` at a time), the costliest started first."""
 
-    def __init__(self, browser, lab: str, deadline: Deadline):
+    def __init__(self, browser, lab: str, deadline: Deadline, selected: set[str]):
         self.deadline = deadline
-        present = [c for c in CHAPTERS if _present(c)]
+        present = [c for c in CHAPTERS if _present(c) and c.name in selected]
         order = sorted(present, key=lambda c: -c.quick_s)
         self.runs = {c.name: ChapterRun(c, browser, lab) for c in order}
 
@@ -485,9 +487,19 @@ class Chapters:
 
     def wait(self, name: str) -> ChapterRun:
         run = self.runs[name]
-        _poll(f"chapter {name}: Run All to finish (quick mode)",
-              lambda: (self.pump() or run.state in ("done", "failed", "closed")),
-              self.deadline.left(BUDGET_S), 1.0)
+        try:
+            _poll(f"chapter {name}: Run All to finish (quick mode)",
+                  lambda: (self.pump() or run.state in ("done", "failed", "closed")),
+                  self.deadline.left(BUDGET_S), 1.0)
+        except WaitTimeout:
+            s = run.last
+            where = (f"{s.get('pending')} of {s.get('code')} code cells not run yet (cell {s.get('first')} "
+                     f"running), kernel {s.get('state')}"
+                     if "pending" in s else f"the notebook was {run.state} ({s.get('state', 'not opened')})")
+            run.timing = s.get("timing", [])
+            run.close(passed=False)
+            _fail(name, f"Run All did not finish within the test's budget ({self.deadline.seconds:.0f} s after "
+                        f"the warm-up, shared by all chapters): {where}; slowest cells so far: {run.slowest()}")
         return run
 
     def close(self):
@@ -502,9 +514,12 @@ def deadline(browser):
 
 
 @pytest.fixture(scope="module")
-def chapters(lab, browser, deadline):
+def chapters(lab, browser, deadline, request):
+    """The chapters this session tests (all, or those chosen with -k), started as soon as the budget starts."""
     global _background
-    runs = Chapters(browser, lab, deadline)
+    selected = {item.callspec.params["name"] for item in request.session.items
+                if getattr(item, "originalname", None) == "test_chapter_in_browser"}
+    runs = Chapters(browser, lab, deadline, selected)
     runs.pump()
     _background = runs.pump
     try:
@@ -512,6 +527,8 @@ def chapters(lab, browser, deadline):
     finally:
         _background = None
         runs.close()
+        print(f"\nbrowser test: {deadline.seconds - deadline.left(deadline.seconds):.0f} s of its "
+              f"{deadline.seconds:.0f} s budget used after the warm-up")
 
 
 def _fail(chapter: str, message: str, widget: str | None = None):
@@ -773,7 +790,11 @@ def test_chapter_in_browser(name, request):
         if problems:
             _fail(name, "\n".join(problems))
         page.screenshot(path=str(ARTIFACTS / f"{name}-after-run-all.png"), full_page=True)
-        done = [CHECKS[type(w)](page, name, w, run.path, deadline) for w in chapter.widgets]
+        done = []
+        for widget in chapter.widgets:
+            started = time.monotonic()
+            done.append(f"{CHECKS[type(widget)](page, name, widget, run.path, deadline)} "
+                        f"({time.monotonic() - started:.0f} s)")
         _check_no_error_outputs(page, name)
         page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
         print(f"{name}: Run All {run.run_s:.0f} s (slowest: {run.slowest()}); {'; '.join(done)}")
