@@ -474,16 +474,15 @@ class Chapters:
         self.runs = {c.name: ChapterRun(c, browser, lab) for c in order}
 
     def pump(self):
-        active = [r for r in self.runs.values() if r.state in ("opening", "running")]
-        for run in active:
-            run.step()
+        """Advance every chapter a little; a chapter's browser error fails that chapter, not the one waiting."""
         for run in self.runs.values():
-            if run.state != "queued" or (PARALLEL and len(
-                    [r for r in self.runs.values() if r.state in ("opening", "running")]) >= PARALLEL):
+            busy = len([r for r in self.runs.values() if r.state in ("opening", "running")])
+            if run.state == "queued" and (PARALLEL and busy >= PARALLEL or self.deadline.left(1) <= 0):
                 continue
-            if self.deadline.left(1) <= 0:
-                break
-            run.start()
+            try:
+                run.start() if run.state == "queued" else run.step()
+            except Exception as err:  # Playwright's errors: a page that crashed, a navigation that timed out
+                run._fail(f"the browser failed while the chapter was {run.state}: {type(err).__name__}: {err}")
 
     def wait(self, name: str) -> ChapterRun:
         run = self.runs[name]
@@ -494,7 +493,7 @@ class Chapters:
         except WaitTimeout:
             s = run.last
             where = (f"{s.get('pending')} of {s.get('code')} code cells not run yet (cell {s.get('first')} "
-                     f"running), kernel {s.get('state')}"
+                     f"running)"
                      if "pending" in s else f"the notebook was {run.state} ({s.get('state', 'not opened')})")
             run.timing = s.get("timing", [])
             run.close(passed=False)
@@ -533,7 +532,9 @@ def chapters(lab, browser, deadline, request):
 
 def _fail(chapter: str, message: str, widget: str | None = None):
     where = f"chapter {chapter}" + (f", widget '{widget}'" if widget else "")
-    pytest.fail(f"{where}: {message}", pytrace=False)
+    failure = pytest.fail.Exception(f"{where}: {message}", pytrace=False)
+    failure.__suppress_context__ = True  # the message says it all; no "during handling of WaitTimeout" chain
+    raise failure
 
 
 def _describe_error(err: dict) -> str:
@@ -783,21 +784,32 @@ def test_chapter_in_browser(name, request):
     run = chapters.wait(name)
     passed = False
     try:
-        if run.state == "failed":
-            _fail(name, run.failure)
-        page = run.page
-        problems = _problems_after_run_all(page, chapter)
-        if problems:
-            _fail(name, "\n".join(problems))
-        page.screenshot(path=str(ARTIFACTS / f"{name}-after-run-all.png"), full_page=True)
-        done = []
-        for widget in chapter.widgets:
-            started = time.monotonic()
-            done.append(f"{CHECKS[type(widget)](page, name, widget, run.path, deadline)} "
-                        f"({time.monotonic() - started:.0f} s)")
-        _check_no_error_outputs(page, name)
-        page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
-        print(f"{name}: Run All {run.run_s:.0f} s (slowest: {run.slowest()}); {'; '.join(done)}")
+        _check_chapter(chapter, run, deadline)
         passed = True
+    except pytest.fail.Exception as failure:
+        if deadline.left(1) > 0:
+            raise
+        # A wait cut short because the budget is spent: say so, rather than blame the widget alone.
+        _fail(name, f"the browser test's budget ({deadline.seconds:.0f} s after the warm-up, shared by all "
+                    f"chapters) ran out while it was checked; then: {failure.msg}")
     finally:
         run.close(passed)
+
+
+def _check_chapter(chapter: Chapter, run: ChapterRun, deadline: Deadline):
+    name = chapter.name
+    if run.state == "failed":
+        _fail(name, run.failure)
+    page = run.page
+    problems = _problems_after_run_all(page, chapter)
+    if problems:
+        _fail(name, "\n".join(problems))
+    page.screenshot(path=str(ARTIFACTS / f"{name}-after-run-all.png"), full_page=True)
+    done = []
+    for widget in chapter.widgets:
+        started = time.monotonic()
+        done.append(f"{CHECKS[type(widget)](page, name, widget, run.path, deadline)} "
+                    f"({time.monotonic() - started:.0f} s)")
+    _check_no_error_outputs(page, name)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
+    print(f"{name}: Run All {run.run_s:.0f} s (slowest: {run.slowest()}); {'; '.join(done)}")
