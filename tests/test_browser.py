@@ -107,7 +107,7 @@ class QuickChecks:
 class Chapter:
     name: str
     widgets: tuple = ()
-    quick_s: int = 0       # its cells' computing in quick mode, roughly (nbval, seconds): the costliest start first
+    quick_s: int = 0       # its Run All in quick mode, roughly (seconds, in this test): the costliest start first
     planned: bool = False  # being written: skipped (with the reason) while notebooks/<name>.ipynb does not exist
 
 
@@ -116,16 +116,16 @@ class Chapter:
 # a move of "train goals" or "train tasks" meta-trains again, and in 04 every move recomputes the adaptation curves
 # of two policies on ten goals, so those sliders move by one step.
 CHAPTERS = [
-    Chapter("00_start_here", (Slider("amplitude A"),), quick_s=5),
-    Chapter("01_what_is_meta_learning", (Slider("fine-tune lr"),), quick_s=30),
-    Chapter("02_maml", (Slider("inner lr α"),), quick_s=170),
+    Chapter("00_start_here", (Slider("amplitude A"),), quick_s=15),
+    Chapter("01_what_is_meta_learning", (Slider("fine-tune lr"),), quick_s=40),
+    Chapter("02_maml", (Slider("inner lr α"),), quick_s=90),
     Chapter("03_task_distributions", (Slider("train goals", presses=1), Slider("train tasks", presses=1),
-                                      Slider("adapt steps", presses=1)), quick_s=150),
-    Chapter("04_maml_rl_promp", (Slider("step size α", presses=1), Slider("trajectories", presses=1)), quick_s=360),
-    Chapter("05_rl2", (BanditGame(),), quick_s=100),
+                                      Slider("adapt steps", presses=1)), quick_s=70),
+    Chapter("04_maml_rl_promp", (Slider("step size α", presses=1), Slider("trajectories", presses=1)), quick_s=200),
+    Chapter("05_rl2", (BanditGame(),), quick_s=110),
     Chapter("06_training_and_evaluation", (Slider("held-out tasks", key="ArrowLeft"), Dropdown("confidence", "0.8")),
             quick_s=60, planned=True),
-    Chapter("07_summary", (SelfTests(3), QuickChecks(4)), quick_s=5),
+    Chapter("07_summary", (SelfTests(3), QuickChecks(4)), quick_s=25),
 ]
 BY_NAME = {c.name: c for c in CHAPTERS}
 
@@ -770,7 +770,9 @@ CHECKS = {Slider: _move_slider, Dropdown: _choose, BanditGame: _play_bandit, Sel
           QuickChecks: _quick_checks}
 
 
-@pytest.mark.parametrize("name", [c.name for c in CHAPTERS])
+# Checked in the order the chapters finish (the quickest first), so that a chapter still computing does not hold
+# up the checks of those already done; all of them started together.
+@pytest.mark.parametrize("name", [c.name for c in sorted(CHAPTERS, key=lambda c: c.quick_s)])
 def test_chapter_in_browser(name, request):
     chapter = BY_NAME[name]
     if not _present(chapter):
