@@ -146,7 +146,7 @@ def _navigation_experiments() -> dict[str, Experiment]:
 
     variants = {
         "maml-trpo-navigation": ("MAML with a TRPO outer step on 2D navigation (Finn et al. 2017)",
-                                 MAMLRLConfig(meta_batch_size=20, fisher_tasks=5), 250),
+                                 MAMLRLConfig(), 160),
         "promp-navigation": ("ProMP on 2D navigation (Rothfuss et al. 2019)",
                              MAMLRLConfig(outer="promp", meta_batch_size=20), 250),
         "pretrained-navigation": ("one policy trained with TRPO on all goals (no inner step)",
