@@ -175,9 +175,14 @@ def test_shipped_navigation_checkpoints_score_what_they_claim():
         for key, value in data["results"].items():
             assert abs(now[key] - value) < 1e-3, (name, key, now[key], value)
         scores[name] = now
+        steps = [value for _, value in data["history"]["charts/env_steps"]]  # cumulative, one per meta-update
+        assert len(steps) == data["iterations"] and all(b > a for a, b in zip(steps, steps[1:])), name
     maml, pretrained = scores["maml-trpo-navigation"], scores["pretrained-navigation"]
-    # the meta-learned policies gain far more from one policy-gradient step than the pretrained one
+    # at the meta-training step size 0.5 the meta-learned policies gain a lot from one step; the pretrained one
+    # overshoots there (chapter 04 tunes its step size)
     assert maml["eval/return_step1"] - maml["eval/return_step0"] > 15
+    assert maml["eval/return_step1"] > -12 and maml["eval/return_step3"] > maml["eval/return_step1"] + 4
+    assert scores["promp-navigation"]["eval/return_step3"] > scores["promp-navigation"]["eval/return_step1"] + 4
     assert maml["eval/return_step1"] > pretrained["eval/return_step1"]
     assert scores["promp-navigation"]["eval/return_step1"] > pretrained["eval/return_step1"]
 
