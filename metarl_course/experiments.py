@@ -179,11 +179,11 @@ def _navigation_experiments() -> dict[str, Experiment]:
 
     variants = {
         "maml-trpo-navigation": ("MAML with a TRPO outer step on 2D navigation (Finn et al. 2017)",
-                                 MAMLRLConfig(meta_batch_size=20, fisher_tasks=5), 250),
+                                 MAMLRLConfig(), 220),
         "promp-navigation": ("ProMP on 2D navigation (Rothfuss et al. 2019)",
-                             MAMLRLConfig(outer="promp", meta_batch_size=20), 250),
+                             MAMLRLConfig(outer="promp", meta_batch_size=20), 120),
         "pretrained-navigation": ("one policy trained with TRPO on all goals (no inner step)",
-                                  MAMLRLConfig(outer="pretrained", meta_batch_size=20, fisher_tasks=5), 100),
+                                  MAMLRLConfig(outer="pretrained", inner_lr=0.05), 100),
     }
     return {name: Experiment(name, text, _maml_rl(config), iterations, 3, 25, config.to_dict())
             for name, (text, config, iterations) in variants.items()}

@@ -59,7 +59,8 @@ class MAMLRLConfig:
     outer: Literal["maml-trpo", "promp", "pretrained"] = "maml-trpo"
     """The outer optimiser: "maml-trpo", "promp", or "pretrained" (no inner step while training)."""
     inner_lr: float = 0.5
-    """Step size of the first inner policy-gradient step (advantages normalised per task); Finn et al.: 0.5."""
+    """Step size of the first inner policy-gradient step (advantages normalised per task); Finn et al.: 0.5.
+    The pretrained baseline takes no inner step in training; for it this is the fine-tuning step size at test."""
     meta_batch_size: int = 40
     """Tasks (goals) per meta-update."""
     num_trajectories: int = 20
@@ -71,7 +72,11 @@ class MAMLRLConfig:
     hidden: tuple[int, ...] = (100, 100)
     """Hidden layer sizes of the policy's mean network."""
     init_std: float = 1.0
-    """Initial standard deviation of the policy's actions (rllab's default, used by Finn et al.: 1.0)."""
+    """Initial standard deviation of the policy's actions, in its units (rllab's default, used by Finn et al.: 1.0)."""
+    action_scale: float = 0.1
+    """The env receives ``action_scale`` times the policy's action: Finn et al. wrap the env in rllab's
+    ``normalize``, which maps the policy's [-1, 1] onto the action box [-0.1, 0.1]. With 1.0 the policy acts in
+    the env's units, and its initial standard deviation is ten times the largest allowed step."""
     max_kl: float = 0.01
     """TRPO's trust region: the largest mean KL between the adapted policies before and after a step."""
     cg_iterations: int = 10
@@ -92,7 +97,7 @@ class MAMLRLConfig:
     def __post_init__(self) -> None:
         if self.outer not in OUTER:
             raise ValueError(f"outer must be one of {OUTER}, got {self.outer!r}")
-        for name in ("inner_lr", "max_kl", "promp_lr", "promp_clip", "init_std"):
+        for name in ("inner_lr", "max_kl", "promp_lr", "promp_clip", "init_std", "action_scale"):
             value = getattr(self, name)
             if not (math.isfinite(value) and value > 0):
                 raise ValueError(f"{name} must be > 0, got {value!r}")
@@ -157,10 +162,20 @@ class MAMLRLLearner(ModelOptimizerState):
         self.heldout = heldout if heldout is not None else heldout_goals()
         self.eval_steps = eval_steps
         torch.manual_seed(seed)
-        self.model = GaussianMLPPolicy(2, 2, config.hidden, config.init_std).to(device or get_device())
+        self.model = GaussianMLPPolicy(2, 2, config.hidden, config.init_std, config.action_scale).to(
+            device or get_device())
         self.device = next(self.model.parameters()).device
         self.params = parameters_of(self.model)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.promp_lr)
+        self.env_steps = 0
+        """Environment steps simulated so far in meta-training (inner and outer trajectories)."""
+
+    def state_dict(self) -> dict:
+        return {**super().state_dict(), "env_steps": self.env_steps}
+
+    def load_state_dict(self, state: dict) -> None:
+        super().load_state_dict(state)
+        self.env_steps = int(state.get("env_steps", 0))
 
     # -- the four steps of the meta-training loop -------------------------------------------------
     def sample_tasks(self, rng: np.random.Generator) -> MetaBatch:
@@ -172,16 +187,20 @@ class MAMLRLLearner(ModelOptimizerState):
         generator = torch.Generator(device=self.device).manual_seed(batch.noise_seed)
         shared = expand_params({k: v.detach() for k, v in self.params.items()}, T)
         train = sample_episodes(self.model, shared, batch.tasks, c.num_trajectories, generator, c.horizon)
+        self.env_steps += train.num_steps
         if c.outer == "pretrained":
             return Rollouts(train, train)
         with torch.no_grad():
             adapted = adapt_policy(self.model, self.params, train, c.inner_lr, c.gamma, c.outer == "promp")
         valid = sample_episodes(self.model, adapted, batch.tasks, c.num_trajectories, generator, c.horizon)
+        self.env_steps += valid.num_steps
         return Rollouts(train, valid)
 
     def evaluate(self, batch: MetaBatch, rollouts: Rollouts) -> tuple[torch.Tensor, dict[str, float]]:
         loss, kl = self.objective(rollouts)(self.params)
-        metrics = {"returns/pre_adaptation": rollouts.train.episode_returns.mean().item()}
+        metrics = {"returns/pre_adaptation": rollouts.train.episode_returns.mean().item(),
+                   "charts/env_steps": float(self.env_steps),
+                   "policy/std": self.model.log_std.exp().mean().item()}
         if self.config.outer != "pretrained":
             metrics["returns/post_adaptation"] = rollouts.valid.episode_returns.mean().item()
         return loss, metrics

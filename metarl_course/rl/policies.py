@@ -30,6 +30,10 @@ class GaussianMLPPolicy(nn.Module):
         obs_dim, act_dim: sizes of observations and actions.
         hidden: hidden layer sizes (Finn et al. 2017: two layers of 100, ReLU).
         init_std: initial standard deviation of every action dimension.
+        action_scale: what one unit of the policy's action is in the environment's units: the env
+            receives ``action_scale * a``. rllab's ``normalize`` wrapper, which Finn et al. (2017) put
+            around the navigation env, makes the policy act in [-1, 1] (``action_scale = 0.1``), so that
+            ``init_std = 1`` is as wide as the action box, not ten times wider.
 
     Example:
         >>> policy = GaussianMLPPolicy(2, 2)
@@ -37,11 +41,15 @@ class GaussianMLPPolicy(nn.Module):
         torch.Size([5, 4])
     """
 
-    def __init__(self, obs_dim: int, act_dim: int, hidden: Sequence[int] = (100, 100), init_std: float = 1.0) -> None:
+    def __init__(self, obs_dim: int, act_dim: int, hidden: Sequence[int] = (100, 100), init_std: float = 1.0,
+                 action_scale: float = 1.0) -> None:
         super().__init__()
         if not init_std > 0:
             raise ValueError(f"init_std must be > 0, got {init_std}")
+        if not (math.isfinite(action_scale) and action_scale > 0):
+            raise ValueError(f"action_scale must be a finite number > 0, got {action_scale}")
         self.act_dim = act_dim
+        self.action_scale = float(action_scale)
         self.mean = MLP(obs_dim, act_dim, hidden)
         self.log_std = nn.Parameter(torch.full((act_dim,), math.log(init_std)))
 

@@ -25,7 +25,8 @@ class Episodes:
 
     Attributes:
         obs: (T, N, H, obs_dim) observations the actions were chosen from.
-        actions: (T, N, H, act_dim) actions as sampled (the env clips them).
+        actions: (T, N, H, act_dim) actions as sampled, in the policy's units (the env receives
+            ``policy.action_scale`` times them, and clips them).
         rewards: (T, N, H)
         log_probs: (T, N, H) log-probability of each action under the sampling policy.
         outputs: (T, N, H, 2 * act_dim) the sampling policy's mean and log-std (for KL terms).
@@ -38,6 +39,11 @@ class Episodes:
     log_probs: torch.Tensor
     outputs: torch.Tensor
     alive: torch.Tensor
+
+    @property
+    def num_steps(self) -> int:
+        """Environment steps these episodes took (steps after an episode reached its goal are not counted)."""
+        return int(self.alive.sum().item())
 
     @property
     def episode_returns(self) -> torch.Tensor:
@@ -82,6 +88,7 @@ def sample_episodes(policy: nn.Module, task_params: Params, tasks: list[Navigati
     T, N = len(tasks), num_episodes
     device = next(iter(task_params.values())).device
     env = BatchedNavigationEnv([task for task in tasks for _ in range(N)], horizon=horizon, device=device)
+    scale = float(getattr(policy, "action_scale", 1.0))  # policy units -> the env's units
     obs, _ = env.reset()
     columns: dict[str, list[torch.Tensor]] = {"obs": [], "actions": [], "rewards": [], "log_probs": [], "outputs": [],
                                               "alive": []}
@@ -95,7 +102,7 @@ def sample_episodes(policy: nn.Module, task_params: Params, tasks: list[Navigati
         if not torch.isfinite(actions).all():
             raise FloatingPointError("the policy produced non-finite actions; the policy has diverged "
                                      "(try smaller step sizes)")
-        obs, rewards, terminated, _, _ = env.step(actions.reshape(T * N, -1))
+        obs, rewards, terminated, _, _ = env.step(scale * actions.reshape(T * N, -1))
         for name, value in (("obs", obs_t), ("actions", actions), ("rewards", rewards.reshape(T, N)),
                             ("log_probs", gaussian_log_prob(out, actions)), ("outputs", out), ("alive", alive)):
             columns[name].append(value)
