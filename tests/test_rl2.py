@@ -265,3 +265,22 @@ def test_shipped_bandit_checkpoint_n10_beats_thompson_and_is_within_2_percent_of
     thompson = evaluate_bandit_policy("thompson", 5, 10, num_trials=2000, seed=0, device="cpu").mean
     gittins = evaluate_bandit_policy("gittins", 5, 10, num_trials=2000, seed=0, device="cpu").mean
     assert rl2 > thompson and rl2 > 0.98 * gittins, (rl2, thompson, gittins)
+
+
+def test_shipped_mdp_checkpoint_learns_within_the_trial():
+    from metarl_course.evaluation import mean_ci
+    from metarl_course.experiments import CHECKPOINT_DIR, load_result
+    from metarl_course.rl.psrl import evaluate_mdp_baseline
+
+    if not (CHECKPOINT_DIR / "rl2-mdp-n10.pt").exists():
+        pytest.skip("MDP checkpoint not shipped")
+    learner, data = load_result("rl2-mdp-n10")
+    kept, _ = learner.evaluate_trials()
+    reset, _ = learner.evaluate_trials(reset_hidden_every_episode=True)
+    random = evaluate_mdp_baseline("random", num_trials=learner.config.num_eval_trials, seed=learner.config.eval_seed)
+    gain, gain_ci = mean_ci(kept.trial_returns - random.trial_returns)  # the same MDPs and env noise
+    assert gain - gain_ci > 10, (kept.mean, random.mean)
+    memory, memory_ci = mean_ci(kept.trial_returns - reset.trial_returns)
+    assert memory - memory_ci > 5, "keeping the hidden state across episodes should pay"
+    assert kept.episode_returns[:, -1].mean() > kept.episode_returns[:, 0].mean() + 1
+    assert data["history"]["charts/env_steps"][-1][1] == data["iterations"] * learner.steps_per_iteration
