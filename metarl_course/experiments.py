@@ -198,6 +198,7 @@ EXPERIMENTS.update(_navigation_experiments())
 
 def _rl2_experiments() -> dict[str, Experiment]:
     from metarl_course.rl.rl2 import RL2Config, RL2Learner
+    from metarl_course.tasks.navigation import GOAL_TOLERANCE
 
     def build(config: RL2Config) -> Callable[[int], MetaLearner]:
         return lambda seed: RL2Learner(config, seed)
@@ -207,11 +208,14 @@ def _rl2_experiments() -> dict[str, Experiment]:
         "rl2-bandit-n10-k5": ("RL², Bernoulli bandits, n=10 pulls, k=5 arms (Duan et al. 2016, Table 1)",
                               RL2Config.bandit(num_pulls=10, num_arms=5), 6000, 150, 500),
         "rl2-bandit-n100-k5": ("RL², Bernoulli bandits, n=100 pulls, k=5 arms (Duan et al. 2016, Table 1)",
-                               RL2Config.bandit(num_pulls=100, num_arms=5), 600, 15, 50),
+                               RL2Config.bandit(num_pulls=100, num_arms=5, num_minibatches=8, gae_lambda=0.3),
+                               450, 15, 50),
         "rl2-mdp-n10": ("RL², random tabular MDPs, 10 episodes of 10 steps per trial (Duan et al. 2016)",
-                        RL2Config(task="tabular_mdp", horizon=10, episodes_per_trial=10), 450, 15, 50),
+                        RL2Config(task="tabular_mdp", horizon=10, episodes_per_trial=10, num_minibatches=8,
+                                  gae_lambda=0.3, entropy_coef=0.03), 450, 15, 50),
         "rl2-nav-2ep": ("RL², 2D navigation to an unseen goal, 2 episodes of 100 steps per trial",
-                        RL2Config(task="navigation", horizon=100, episodes_per_trial=2, num_trials=128),
+                        RL2Config(task="navigation", horizon=100, episodes_per_trial=2, num_trials=128,
+                                  goal_tolerance=GOAL_TOLERANCE),
                         350, 15, 50),
     }
     return {name: Experiment(name, text, build(config), full, quick, every, config.to_dict())

@@ -118,6 +118,75 @@ def test_smoke_training_beats_random_on_two_armed_bandits():
     assert score > random + 0.4, (score, random)  # random: 5.0, always the best arm: 6.67
 
 
+def test_env_steps_are_logged_cumulatively_and_survive_a_resume(tmp_path):
+    config = RL2Config.bandit(num_pulls=4, num_arms=2, hidden_size=8, num_trials=16, num_eval_trials=16)
+    learner = RL2Learner(config, seed=0, device="cpu")
+    history = train(learner, num_iterations=3, seed=0, progress=False, checkpoint_path=tmp_path / "run.pt")
+    steps = [v for _, v in history.records["charts/env_steps"]]
+    assert steps == [64.0, 128.0, 192.0] and learner.env_steps == 192
+    resumed = RL2Learner(config, seed=0, device="cpu")
+    history = train(resumed, num_iterations=5, seed=0, progress=False, checkpoint_path=tmp_path / "run.pt")
+    assert [v for _, v in history.records["charts/env_steps"]][-2:] == [256.0, 320.0]
+
+
+# ---------------------------------------------------------------------------- navigation
+def nav_config(**overrides):
+    return RL2Config(task="navigation", horizon=30, episodes_per_trial=2, hidden_size=8, num_trials=6,
+                     **overrides)
+
+
+def test_steps_after_reaching_the_goal_are_left_out_of_the_loss():
+    from metarl_course.rl.rl2 import ppo_loss, trial_advantages
+    from metarl_course.tasks.navigation import NavigationTask
+
+    config = nav_config(goal_tolerance=0.5)  # a wide tolerance: most trials reach the goal early
+    model = build_model(config, device="cpu")
+    env = make_env(config, [NavigationTask(goal=(0.05 * i, 0.0)) for i in range(6)], "cpu")
+    trials = rollout(model, env, torch.Generator().manual_seed(0), seed=0)
+    assert trials.active is not None and not trials.active[0].any() == False  # noqa: E712
+    assert trials.active[:30].all(0).sum() < 6 and trials.active[30].all(), "each episode starts active"
+    dead = ~trials.active
+    assert torch.all(trials.rewards[dead] == 0), "the env pays nothing after the goal is reached"
+    adv, ret = trial_advantages(trials, config)
+    index = torch.arange(6)
+    loss, _ = ppo_loss(model, trials, index, adv, ret, config)
+    noisy = adv.clone()
+    noisy[dead] = 100.0  # whatever the advantage of a dead step, the loss does not change
+    loss_noisy, _ = ppo_loss(model, trials, index, noisy, ret, config)
+    torch.testing.assert_close(loss, loss_noisy)
+    # without a tolerance every step counts
+    free = rollout(model, make_env(nav_config(), env.tasks, "cpu"), torch.Generator().manual_seed(0), seed=0)
+    assert free.active is None
+
+
+def test_navigation_goal_returns_on_given_goals():
+    from metarl_course.rl.rl2 import navigation_goal_returns
+    from metarl_course.tasks.navigation import NavigationTask
+
+    model = build_model(nav_config(), device="cpu")
+    goals = [NavigationTask(goal=(0.2, 0.1)), NavigationTask(goal=(-0.3, 0.4)), NavigationTask(goal=(0.0, -0.1))]
+    returns = navigation_goal_returns(model, goals, trials_per_goal=4, goal_tolerance=None)
+    assert returns.shape == (3, 2) and np.all(returns < 0)
+    # row g is goal g: played alone (greedy, so no noise), each goal gives the same returns as in the batch
+    greedy = navigation_goal_returns(model, goals, trials_per_goal=2, goal_tolerance=None, greedy=True)
+    for g, goal in enumerate(goals):
+        alone = rollout(model, make_env(nav_config(), [goal], "cpu"), greedy=True, seed=0)
+        np.testing.assert_allclose(greedy[g], alone.episode_returns()[0].double().numpy(), rtol=1e-4)
+    with_tolerance = navigation_goal_returns(model, goals, trials_per_goal=4)  # the env's default, 0.01
+    assert with_tolerance.shape == (3, 2)
+    with pytest.raises(ValueError, match="not navigation"):
+        navigation_goal_returns(build_model(RL2Config.bandit(5, 2, hidden_size=8), device="cpu"), goals)
+    with pytest.raises(TypeError, match="NavigationTask"):
+        navigation_goal_returns(model, [(0.1, 0.2)])
+
+
+def test_goal_tolerance_only_for_navigation():
+    with pytest.raises(ValueError, match="navigation setting"):
+        RL2Config(task="tabular_mdp", goal_tolerance=0.01)
+    with pytest.raises(ValueError, match="goal_tolerance must be"):
+        nav_config(goal_tolerance=-1.0)
+
+
 # ---------------------------------------------------------------------------- bad input
 @pytest.mark.parametrize("n, k, match", [(10, 1, "k \\(num_arms\\)"), (10, 101, "k \\(num_arms\\)"),
                                          (0, 5, "n \\(num_pulls"), (1001, 5, "n \\(num_pulls")])
@@ -196,3 +265,22 @@ def test_shipped_bandit_checkpoint_n10_beats_thompson_and_is_within_2_percent_of
     thompson = evaluate_bandit_policy("thompson", 5, 10, num_trials=2000, seed=0, device="cpu").mean
     gittins = evaluate_bandit_policy("gittins", 5, 10, num_trials=2000, seed=0, device="cpu").mean
     assert rl2 > thompson and rl2 > 0.98 * gittins, (rl2, thompson, gittins)
+
+
+def test_shipped_mdp_checkpoint_learns_within_the_trial():
+    from metarl_course.evaluation import mean_ci
+    from metarl_course.experiments import CHECKPOINT_DIR, load_result
+    from metarl_course.rl.psrl import evaluate_mdp_baseline
+
+    if not (CHECKPOINT_DIR / "rl2-mdp-n10.pt").exists():
+        pytest.skip("MDP checkpoint not shipped")
+    learner, data = load_result("rl2-mdp-n10")
+    kept, _ = learner.evaluate_trials()
+    reset, _ = learner.evaluate_trials(reset_hidden_every_episode=True)
+    random = evaluate_mdp_baseline("random", num_trials=learner.config.num_eval_trials, seed=learner.config.eval_seed)
+    gain, gain_ci = mean_ci(kept.trial_returns - random.trial_returns)  # the same MDPs and env noise
+    assert gain - gain_ci > 10, (kept.mean, random.mean)
+    memory, memory_ci = mean_ci(kept.trial_returns - reset.trial_returns)
+    assert memory - memory_ci > 5, "keeping the hidden state across episodes should pay"
+    assert kept.episode_returns[:, -1].mean() > kept.episode_returns[:, 0].mean() + 1
+    assert data["history"]["charts/env_steps"][-1][1] == data["iterations"] * learner.steps_per_iteration

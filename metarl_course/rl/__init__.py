@@ -6,4 +6,5 @@
 * ``rl2_analysis``: RL² and the baselines on common bandits: regret, arm choices, the comparison table;
 * ``bandit_game``: the chapter-05 game (you vs RL² vs Thompson sampling on the same arms);
 * ``bandit_baselines``: random, greedy, epsilon-greedy, UCB1, Thompson, optimistic Thompson, Gittins.
+* ``psrl``: posterior sampling for RL (PSRL), random play and the informed optimum on random tabular MDPs.
 """

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -47,7 +48,13 @@ from metarl_course.rl.returns import gae
 from metarl_course.rl.bandit_baselines import sample_arm_means
 from metarl_course.tasks.bandits import BanditDistribution, BanditTask, BatchedBanditEnv
 from metarl_course.tasks.batched import BatchedEnv
-from metarl_course.tasks.navigation import MAX_ACTION, BatchedNavigationEnv, NavigationDistribution
+from metarl_course.tasks.navigation import (
+    GOAL_TOLERANCE,
+    MAX_ACTION,
+    BatchedNavigationEnv,
+    NavigationDistribution,
+    NavigationTask,
+)
 from metarl_course.tasks.tabular_mdp import BatchedTabularMDPEnv, TabularMDPDistribution
 from metarl_course.training import ModelOptimizerState
 
@@ -104,6 +111,11 @@ class RL2Config:
     """Gradients are clipped to this global norm (CleanRL's default)."""
     reward_scale: float = 0.1
     """Rewards are multiplied by this for the critic (returns of 10-100 become 1-10); scores are reported unscaled."""
+    goal_tolerance: float | None = None
+    """Navigation only: an episode ends when the agent is within this distance of the goal in both coordinates
+    (the navigation env's default, 0.01, is what MAML-RL is trained and evaluated with); None: episodes always run
+    the full horizon. Steps after the end of an episode (the env holds the agent still, reward 0) are left out
+    of the policy's loss."""
     num_eval_trials: int = 1000
     """Held-out trials for ``evaluate_heldout`` (the 95% CI is over these)."""
     eval_seed: int = 12345
@@ -131,6 +143,11 @@ class RL2Config:
         for name in ("gamma", "gae_lambda"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
+        if self.goal_tolerance is not None:
+            if self.task != "navigation":
+                raise ValueError(f"goal_tolerance is a navigation setting; leave it None for task={self.task!r}")
+            if not (math.isfinite(self.goal_tolerance) and self.goal_tolerance >= 0):
+                raise ValueError(f"goal_tolerance must be >= 0 or None, got {self.goal_tolerance!r}")
         for name in ("lr", "clip", "max_grad_norm", "reward_scale"):
             value = getattr(self, name)
             if not (math.isfinite(value) and value > 0):
@@ -310,9 +327,7 @@ def make_env(config: RL2Config, tasks, device: torch.device | str | None = None)
     """A batched env stepping ``tasks`` in trials of ``config.episodes_per_trial`` episodes."""
     env_type = {"bandit": BatchedBanditEnv, "tabular_mdp": BatchedTabularMDPEnv,
                 "navigation": BatchedNavigationEnv}[config.task]
-    extra = {"goal_tolerance": None} if config.task == "navigation" else {}
-    # RL² navigation episodes always run the full horizon (no early end at the goal), so that
-    # the return of episode 2 shows what the agent remembers of episode 1.
+    extra = {"goal_tolerance": config.goal_tolerance} if config.task == "navigation" else {}
     return env_type(tasks, horizon=config.horizon, episodes_per_trial=config.episodes_per_trial, device=device,
                     **extra)
 
@@ -338,6 +353,9 @@ class Trials:
     """(T, B) rewards as the env paid them (unscaled)."""
     horizon: int
     """Steps per episode (episode boundaries are every ``horizon`` steps)."""
+    active: torch.Tensor | None = None
+    """(T, B) bool: False for steps after an episode ended early (navigation at its goal), where the env
+    holds the agent still and the action changes nothing; None: every step counts."""
 
     @property
     def num_steps(self) -> int:
@@ -384,7 +402,12 @@ def rollout(model: RL2ActorCritic, env: BatchedEnv, generator: torch.Generator |
     inputs = torch.empty(T, B, model.input_size, device=model.device)
     log_probs, values, rewards = (torch.empty(T, B, device=model.device) for _ in range(3))
     actions = []
+    active = torch.ones(T, B, dtype=torch.bool, device=model.device)
+    ended = torch.zeros(B, dtype=torch.bool, device=model.device)  # the episode ended early (terminated)
     for t in range(T):
+        if t % env.horizon == 0:
+            ended = torch.zeros_like(ended)
+        active[t] = ~ended
         if reset_hidden_every_episode and t % env.horizon == 0:  # the seed's bug, kept for the lesson
             hidden = model.initial_hidden(B)
             prev_action, prev_reward, prev_done = (torch.zeros_like(x) for x in (prev_action, prev_reward, prev_done))
@@ -399,7 +422,9 @@ def rollout(model: RL2ActorCritic, env: BatchedEnv, generator: torch.Generator |
         prev_action = model.action_features(action)
         prev_reward = rewards[t]
         prev_done = torch.as_tensor(terminated | truncated, device=model.device).float()
-    return Trials(inputs, torch.stack(actions), log_probs, values, rewards, env.horizon)
+        ended = ended | torch.as_tensor(terminated, device=model.device)
+    return Trials(inputs, torch.stack(actions), log_probs, values, rewards, env.horizon,
+                  None if bool(active.all()) else active)
 
 
 # ---------------------------------------------------------------------------
@@ -425,12 +450,18 @@ def ppo_loss(model: RL2ActorCritic, trials: Trials, index: torch.Tensor, advanta
     log_ratio = log_probs - trials.log_probs[:, index]
     ratio = log_ratio.exp()
     adv = advantages[:, index]
-    policy_loss = -torch.min(ratio * adv, ratio.clamp(1 - config.clip, 1 + config.clip) * adv).mean()
+    if trials.active is None:
+        mean = torch.mean
+    else:  # steps after an early end of the episode are no decisions: leave them out
+        weight = trials.active[:, index].float()
+        weight = weight / weight.sum().clamp(min=1.0)
+        mean = lambda x: (x * weight).sum()  # noqa: E731
+    policy_loss = -mean(torch.min(ratio * adv, ratio.clamp(1 - config.clip, 1 + config.clip) * adv))
     value_loss = 0.5 * (values - returns[:, index]).pow(2).mean()
-    entropy = dist.entropy().mean()
+    entropy = mean(dist.entropy())
     loss = policy_loss + config.value_coef * value_loss - config.entropy_coef * entropy
     with torch.no_grad():
-        approx_kl = ((ratio - 1) - log_ratio).mean()  # Schulman's low-variance KL estimate
+        approx_kl = mean((ratio - 1) - log_ratio)  # Schulman's low-variance KL estimate
     return loss, {"losses/policy": policy_loss.item(), "losses/value": value_loss.item(),
                   "losses/entropy": entropy.item(), "losses/approx_kl": approx_kl.item()}
 
@@ -439,7 +470,8 @@ def ppo_update(model: RL2ActorCritic, optimizer: torch.optim.Optimizer, trials: 
                generator: torch.Generator | None = None) -> dict[str, float]:
     """``num_epochs`` passes of PPO over the batch, in minibatches of whole trials; returns the last metrics."""
     advantages, returns = trial_advantages(trials, config)
-    advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+    counted = advantages if trials.active is None else advantages[trials.active]
+    advantages = (advantages - counted.mean()) / (counted.std() + 1e-8)
     B = trials.rewards.shape[1]
     metrics: dict[str, float] = {}
     for _ in range(config.num_epochs):
@@ -500,6 +532,15 @@ class RL2Learner(ModelOptimizerState):
         self.generator = torch.Generator(device=self.device)
         self.cpu_generator = torch.Generator()
         self._heldout_env: BatchedEnv | None = None
+        self.env_steps = 0
+        """Environment steps simulated for meta-training so far (logged as ``charts/env_steps``; resumed runs keep it)."""
+
+    def state_dict(self) -> dict[str, Any]:
+        return {**super().state_dict(), "env_steps": self.env_steps}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        self.env_steps = int(state.get("env_steps", 0))
 
     @property
     def steps_per_iteration(self) -> int:
@@ -514,11 +555,13 @@ class RL2Learner(ModelOptimizerState):
         self.env.set_tasks(tasks)
         self.generator.manual_seed(seed)
         self.cpu_generator.manual_seed(seed)
-        return rollout(self.model, self.env, self.generator, seed=seed)
+        trials = rollout(self.model, self.env, self.generator, seed=seed)
+        self.env_steps += trials.num_steps
+        return trials
 
     def evaluate(self, tasks, adapted: Trials) -> tuple[torch.Tensor, dict[str, float]]:
         returns = adapted.trial_returns()
-        metrics = {"charts/trial_return": returns.mean().item()}
+        metrics = {"charts/trial_return": returns.mean().item(), "charts/env_steps": float(self.env_steps)}
         if self.config.episodes_per_trial > 1:
             episodes = adapted.episode_returns().mean(0)
             metrics.update({"charts/episode1_return": episodes[0].item(), "charts/episode2_return": episodes[1].item()})
@@ -577,3 +620,39 @@ def evaluate_on_baseline_tasks(model: RL2ActorCritic, num_pulls: int, num_arms: 
     trials = rollout(model, env, generator, seed=seed, greedy=greedy)
     return TrialEvaluation(trials.trial_returns().cpu().double().numpy(),
                            trials.episode_returns().cpu().double().numpy())
+
+
+def navigation_goal_returns(model: RL2ActorCritic, goals: Sequence[NavigationTask], trials_per_goal: int = 20,
+                            goal_tolerance: float | None = GOAL_TOLERANCE, seed: int = 0,
+                            greedy: bool = False) -> np.ndarray:
+    """Returns of an RL² navigation agent on given goals, episode by episode: ``(num_goals, episodes_per_trial)``.
+
+    Each goal is played for ``trials_per_goal`` trials of the model's ``episodes_per_trial`` episodes of
+    ``horizon`` steps (from the model's setting), with the hidden state reset once per trial; entry
+    ``[g, e]`` is the mean undiscounted return of episode ``e`` over those trials. The env is the one
+    MAML-RL is evaluated in (:func:`metarl_course.rl.maml_rl.adaptation_returns`): reward minus the
+    distance to the goal, and with the default ``goal_tolerance`` (0.01, the env's default) an episode
+    ends when the agent is within 0.01 of the goal in both coordinates. Pass the tolerance the agent was
+    trained with (``RL2Config.goal_tolerance``) to score it in its own setting.
+
+    Example:
+        >>> from metarl_course.rl.maml_rl import heldout_goals
+        >>> returns = navigation_goal_returns(learner.model, heldout_goals())  # doctest: +SKIP
+        >>> returns.shape  # doctest: +SKIP
+        (40, 2)
+    """
+    if model.setting.get("task") != "navigation":
+        raise ValueError(f"the model was trained for {model.setting}, not navigation; load an RL² navigation "
+                         "checkpoint, e.g. load_result('rl2-nav-2ep')[0].model")
+    goals = list(goals)
+    if not goals or not all(isinstance(g, NavigationTask) for g in goals):
+        raise TypeError("goals must be a non-empty list of NavigationTask, e.g. maml_rl.heldout_goals()")
+    if not isinstance(trials_per_goal, int) or trials_per_goal < 1:
+        raise ValueError(f"trials_per_goal must be a positive integer, got {trials_per_goal!r}")
+    horizon, episodes = model.setting["horizon"], model.setting["episodes_per_trial"]
+    env = BatchedNavigationEnv([g for g in goals for _ in range(trials_per_goal)], horizon=horizon,
+                               episodes_per_trial=episodes, device=model.device, goal_tolerance=goal_tolerance)
+    generator = torch.Generator(device=model.device).manual_seed(int(seed))
+    trials = rollout(model, env, generator, seed=seed, greedy=greedy)
+    per_trial = trials.episode_returns().cpu().double().numpy()  # (goals * trials_per_goal, episodes)
+    return per_trial.reshape(len(goals), trials_per_goal, episodes).mean(1)
