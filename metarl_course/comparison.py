@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import torch
 
 from metarl_course.evaluation import mean_ci
 from metarl_course.experiments import load_result
@@ -73,20 +72,17 @@ def maml_rl_scores(name: str, goals: list[NavigationTask], num_steps: int = 3, s
     return NavigationScores(label or name, returns, experience, "gradient steps", env_steps, wall)
 
 
-@torch.no_grad()
 def rl2_scores(name: str, goals: list[NavigationTask], trials_per_goal: int = 20, seed: int = 0,
                label: str | None = None) -> NavigationScores:
     """A shipped RL² navigation result: the return of episode 1, 2, ... of trials on each goal."""
-    from metarl_course.rl.rl2 import make_env, rollout
+    from metarl_course.rl.rl2 import navigation_goal_returns
 
     learner, data = load_result(name)
-    env = make_env(learner.config, [goal for goal in goals for _ in range(trials_per_goal)], learner.device)
-    generator = torch.Generator(device=learner.device).manual_seed(seed)
-    trials = rollout(learner.model, env, generator, seed=seed)
-    returns = trials.episode_returns().view(len(goals), trials_per_goal, -1).mean(1)  # (goals, episodes)
+    returns = navigation_goal_returns(learner.model, goals, trials_per_goal, learner.config.goal_tolerance,
+                                      seed)  # (goals, episodes)
     env_steps, wall = training_cost(data)
     experience = np.arange(returns.shape[1])
-    return NavigationScores(label or name, returns.cpu().double().numpy(), experience, "hidden state",
+    return NavigationScores(label or name, np.asarray(returns, dtype=float), experience, "hidden state",
                             env_steps, wall)
 
 

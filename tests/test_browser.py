@@ -22,8 +22,7 @@ warm-up of a cold JupyterLab), and every wait inside it by its own limit as well
 
 Coverage: every notebook in ``notebooks/`` must have an entry in ``CHAPTERS`` (a new chapter fails
 ``test_every_chapter_is_listed`` until it is added, with one line naming its widgets), and every entry must have
-its notebook, except an entry marked ``planned`` (a chapter being written), which is skipped, with its reason,
-while its notebook does not exist.
+its notebook.
 
 Needs Chromium at /usr/bin/chromium (Debian's ``chromium`` package; ``.ci/run`` installs it) and the pinned
 ``playwright`` package; Playwright never downloads a browser here. Without Chromium the test is skipped, except
@@ -108,7 +107,6 @@ class Chapter:
     name: str
     widgets: tuple = ()
     quick_s: int = 0       # its Run All in quick mode, roughly (seconds, in this test): the costliest start first
-    planned: bool = False  # being written: skipped (with the reason) while notebooks/<name>.ipynb does not exist
 
 
 # One entry per chapter; a new chapter is one more line. In 02 the first "inner lr α" is the test-time adaptation
@@ -124,7 +122,7 @@ CHAPTERS = [
     Chapter("04_maml_rl_promp", (Slider("step size α", presses=1), Slider("trajectories", presses=1)), quick_s=200),
     Chapter("05_rl2", (BanditGame(),), quick_s=110),
     Chapter("06_training_and_evaluation", (Slider("held-out tasks", key="ArrowLeft"), Dropdown("confidence", "0.8")),
-            quick_s=60, planned=True),
+            quick_s=60),
     Chapter("07_summary", (SelfTests(3), QuickChecks(4)), quick_s=25),
 ]
 BY_NAME = {c.name: c for c in CHAPTERS}
@@ -267,10 +265,10 @@ def _browser_missing() -> str | None:
 
 
 def test_every_chapter_is_listed():
-    """Coverage cannot drop silently: each notebook has an entry, and each entry (but a planned one) its notebook."""
+    """Coverage cannot drop silently: each notebook has an entry, and each entry its notebook."""
     on_disk = {p.stem for p in NOTEBOOKS.glob("*.ipynb")}
     unlisted = sorted(on_disk - set(BY_NAME))
-    missing = sorted(c.name for c in CHAPTERS if not c.planned and c.name not in on_disk)
+    missing = sorted(c.name for c in CHAPTERS if c.name not in on_disk)
     problems = [f"notebooks/{name}.ipynb has no entry in CHAPTERS (tests/test_browser.py): add one naming its "
                 f"widgets, e.g. Chapter({name!r}, (Slider('its slider label'),))" for name in unlisted]
     problems += [f"CHAPTERS lists {name!r} but notebooks/{name}.ipynb does not exist: fix the name, or remove the "
@@ -776,8 +774,6 @@ CHECKS = {Slider: _move_slider, Dropdown: _choose, BanditGame: _play_bandit, Sel
 def test_chapter_in_browser(name, request):
     chapter = BY_NAME[name]
     if not _present(chapter):
-        if chapter.planned:
-            pytest.skip(f"chapter {name} is planned but notebooks/{name}.ipynb does not exist yet")
         pytest.fail(f"chapter {name}: notebooks/{name}.ipynb does not exist (see test_every_chapter_is_listed)",
                     pytrace=False)
     chapters = request.getfixturevalue("chapters")
