@@ -213,6 +213,13 @@ async (path) => {
 """
 
 
+def _log_timing(line: str) -> None:
+    """Keep the timings in the test's report folder too (pytest-xdist does not show what passing tests print)."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with open(ARTIFACTS / "timings.txt", "a", encoding="utf-8") as f:
+        f.write(line + "\n")
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -307,6 +314,7 @@ def lab(browser_available, tmp_path_factory):
     Copies, so that nothing the browser does can write outputs into the committed notebooks. Stopped (its whole
     process group, kernels included) at the end, whatever happens."""
     base = tmp_path_factory.mktemp("lab")
+    (ARTIFACTS / "timings.txt").unlink(missing_ok=True)  # this run's timings only
     root, settings, home = base / "notebooks", base / "settings", base / "home"
     for d in (root, settings, home):
         d.mkdir()
@@ -524,8 +532,10 @@ def chapters(lab, browser, deadline, request):
     finally:
         _background = None
         runs.close()
-        print(f"\nbrowser test: {deadline.seconds - deadline.left(deadline.seconds):.0f} s of its "
-              f"{deadline.seconds:.0f} s budget used after the warm-up")
+        summary = (f"browser test: {deadline.seconds - deadline.left(deadline.seconds):.0f} s of its "
+                   f"{deadline.seconds:.0f} s budget used after the warm-up")
+        print("\n" + summary)
+        _log_timing(summary)
 
 
 def _fail(chapter: str, message: str, widget: str | None = None):
@@ -810,4 +820,6 @@ def _check_chapter(chapter: Chapter, run: ChapterRun, deadline: Deadline):
                     f"({time.monotonic() - started:.0f} s)")
     _check_no_error_outputs(page, name)
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
-    print(f"{name}: Run All {run.run_s:.0f} s (slowest: {run.slowest()}); {'; '.join(done)}")
+    line = f"{name}: Run All {run.run_s:.0f} s (slowest: {run.slowest()}); {'; '.join(done)}"
+    print(line)
+    _log_timing(line)
