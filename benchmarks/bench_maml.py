@@ -1,4 +1,4 @@
-"""Meta-updates per second: the seed's per-task loop vs the course's vmapped MAML.
+"""Meta-updates per second: the tutorial's per-task loop vs the course's vmapped MAML.
 
 Same model (1-40-40-1 MLP), same data (meta-batch 25, K = 10, 10 query points,
 pre-sampled), same thread count, one process. Run:
@@ -22,7 +22,7 @@ from metarl_course.tasks import SinusoidTaskDistribution
 
 
 class SeedModel(nn.Module):
-    """The seed tutorial's SimpleModel, with a second hidden layer to match the paper's 1-40-40-1."""
+    """The tutorial's SimpleModel, with a second hidden layer to match the paper's 1-40-40-1."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -36,7 +36,7 @@ class SeedModel(nn.Module):
 
 
 def seed_style_step(model, optimizer, batch, inner_lr, num_steps, first_order):
-    """The seed's MAML.outer_loop: a Python loop over tasks, autograd.grad(create_graph=True)."""
+    """The tutorial's MAML.outer_loop: a Python loop over tasks, autograd.grad(create_graph=True)."""
     meta_loss = 0.0
     for i in range(batch.num_tasks):
         params = {name: p.clone() for name, p in model.named_parameters()}

@@ -16,7 +16,7 @@ def make(dtype=torch.float64, num_tasks=4):
 
 
 def loop_reference(net, batch, lrs):
-    """The seed's way: one task at a time, autograd.grad, new parameter dicts."""
+    """The tutorial's way: one task at a time, autograd.grad, new parameter dicts."""
     out = []
     for i in range(batch.num_tasks):
         params = {k: v.detach().clone().requires_grad_() for k, v in net.named_parameters()}

@@ -137,7 +137,7 @@ def test_navigation_matches_closed_form():
         expected = t * 0.7 * np.array([0.1, -0.04])
         np.testing.assert_allclose(obs, expected, rtol=1e-5, atol=1e-6)
         assert reward == pytest.approx(-np.linalg.norm(expected - task.goal), abs=1e-5)
-    assert truncated  # the time limit the seed's version lacks
+    assert truncated  # the time limit the tutorial's version lacks
 
 
 def test_navigation_perfect_controller_return_by_hand():
@@ -343,7 +343,7 @@ def test_wrong_kinds_of_arguments_raise_type_errors():
     with pytest.raises(TypeError, match="numpy Generator"):
         NavigationDistribution().sample(3, rng=0)
     with pytest.raises(TypeError, match="NavigationTask"):
-        BatchedNavigationEnv([{"goal": (0.1, 0.1), "dynamics": 1.0}], device=CPU)  # the seed's dict
+        BatchedNavigationEnv([{"goal": (0.1, 0.1), "dynamics": 1.0}], device=CPU)  # the tutorial's dict
     with pytest.raises(TypeError, match="BanditTask"):
         BernoulliBanditEnv().reset(options={"task": (0.1, 0.9)})
 

@@ -18,7 +18,7 @@ def setup(dtype=torch.float64, hidden=(16, 16), activation=nn.ReLU, num_tasks=5)
 
 
 def seed_style_meta_gradient(net, b, lr, steps, first_order):
-    """The seed tutorial's loop: per task, autograd.grad(create_graph=True), summed query losses."""
+    """The tutorial's loop: per task, autograd.grad(create_graph=True), summed query losses."""
     meta_params = dict(net.named_parameters())
     total = 0.0
     for i in range(b.num_tasks):

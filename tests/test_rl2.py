@@ -93,7 +93,7 @@ def test_hidden_state_kept_across_episodes_and_reset_between_trials():
     changed[1, :, 10:17] = torch.tensor([0, 0, 0, 0, 1, 5.0, 0])  # another a_0 and r_0 inside episode 1
     out_changed, _, _ = model(changed, h0)
     assert (out[3] - out_changed[3]).abs().max() > 1e-4
-    # with the seed's per-episode reset, episode 2 starts as if nothing happened: its first output
+    # with the tutorial's per-episode reset, episode 2 starts as if nothing happened: its first output
     # equals that of a fresh trial's first step in the same state
     reset = rollout(model, env, torch.Generator().manual_seed(0), seed=0, reset_hidden_every_episode=True)
     first, _, _ = model(reset.inputs[3:4], h0)

@@ -11,7 +11,7 @@ the task (which arm pays, where the goal is) lives in that state. Training
 a step includes the rewards of the later episodes of the same trial, so
 exploring early is rewarded when it pays off later.
 
-Two mistakes of the seed tutorial are fixed here (COURSE.md, errata 1, 2, 5):
+Mistakes of the tutorial fixed here (chapter 07 lists all its errata):
 the hidden state is reset per *trial*, not per episode; the input holds the
 *previous* action, reward and done flag, not the current action; and
 :meth:`RL2ActorCritic.initial_hidden` creates the state on the model's device.
@@ -383,7 +383,7 @@ def rollout(model: RL2ActorCritic, env: BatchedEnv, generator: torch.Generator |
 
     The hidden state and the "previous" inputs start at zero once, at the start
     of the trial, and are carried across the episodes of the trial.
-    ``reset_hidden_every_episode=True`` reproduces the seed tutorial's mistake:
+    ``reset_hidden_every_episode=True`` reproduces the tutorial's mistake:
     they are zeroed again at the start of every episode, so nothing learned in
     one episode reaches the next.
 
@@ -408,7 +408,7 @@ def rollout(model: RL2ActorCritic, env: BatchedEnv, generator: torch.Generator |
         if t % env.horizon == 0:
             ended = torch.zeros_like(ended)
         active[t] = ~ended
-        if reset_hidden_every_episode and t % env.horizon == 0:  # the seed's bug, kept for the lesson
+        if reset_hidden_every_episode and t % env.horizon == 0:  # the tutorial's bug, kept for the lesson
             hidden = model.initial_hidden(B)
             prev_action, prev_reward, prev_done = (torch.zeros_like(x) for x in (prev_action, prev_reward, prev_done))
         inputs[t] = model.encode(torch.as_tensor(obs, device=model.device), prev_action, prev_reward, prev_done)
@@ -595,7 +595,7 @@ class RL2Learner(ModelOptimizerState):
         if self.config.episodes_per_trial > 1:
             per_episode = result.episode_returns.mean(0)
             metrics.update({f"eval/episode{i + 1}_return": float(v) for i, v in enumerate(per_episode)})
-            # the seed tutorial's mistake, measured on the same trials: hidden state zeroed every episode
+            # the tutorial's mistake, measured on the same trials: hidden state zeroed every episode
             reset, _ = self.evaluate_trials(reset_hidden_every_episode=True)
             metrics.update({"eval/trial_return_reset_every_episode": reset.mean,
                             "eval/trial_return_reset_every_episode_ci95": reset.ci95})

@@ -19,7 +19,7 @@ The task distribution of MAML's 2D navigation experiment, done right:
 The arena is the square [-1, 1]^2 (``GOAL_LIMIT``): goals of every
 distribution, including the out-of-distribution one, lie inside it.
 
-The seed tutorial's ``NavigationTask`` has four bugs this module fixes: an
+The tutorial's ``NavigationTask`` has four bugs this module fixes: an
 integer position array (``UFuncTypeError`` on the first step), no time limit
 (an episode may never end), unclipped actions, and a ``dynamics`` parameter
 that is sampled but never used. It also shows the goal in the observation,
