@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from metarl_course.adaptation import parameters_of
+from metarl_course.adaptation import batched_forward, parameters_of
 from metarl_course.rl.maml_rl import MAMLRLConfig, MAMLRLLearner, adapt_policy, heldout_goals
 from metarl_course.rl.policies import GaussianMLPPolicy, gaussian_kl, gaussian_log_prob, reinforce_loss
 from metarl_course.rl.returns import discounted_returns, linear_baseline, normalize_per_task
@@ -99,10 +99,37 @@ def test_inner_step_leaves_meta_parameters_untouched_and_changes_the_policy():
     learner = tiny()
     before = {k: v.clone() for k, v in learner.model.state_dict().items()}
     rollouts = learner.adapt(learner.sample_tasks(np.random.default_rng(0)))
-    adapted = learner.adapted(learner.params, rollouts)
+    stages = learner.adapted(learner.params, rollouts)
+    assert len(stages) == 2  # theta (one copy per task), then after the inner step
+    adapted = stages[-1]
     assert all(torch.equal(before[k], v) for k, v in learner.model.state_dict().items())
     assert adapted["log_std"].shape == (3, 2)
     assert not torch.allclose(adapted["mean.net.0.weight"][0], learner.params["mean.net.0.weight"])
+
+
+def test_several_inner_steps_sample_again_before_each_step_and_chain_the_step_sizes():
+    config = MAMLRLConfig(meta_batch_size=3, num_trajectories=4, horizon=10, hidden=(8,), inner_steps=2,
+                          later_inner_lr=0.1)
+    learner = MAMLRLLearner(config, heldout=heldout_goals(4), device="cpu", eval_steps=1)
+    assert [config.step_size(i) for i in range(3)] == [0.5, 0.1, 0.1]
+    assert MAMLRLConfig(inner_lr=0.4).step_size(2) == 0.2  # default: half of the first step size
+    rollouts = learner.adapt(learner.sample_tasks(np.random.default_rng(0)))
+    assert len(rollouts.inner) == 2 and learner.env_steps == sum(e.num_steps for e in [*rollouts.inner, rollouts.valid])
+    stages = learner.adapted(learner.params, rollouts)
+    # the chain by hand: step 1 on the first episodes with 0.5, step 2 on the second episodes with 0.1
+    by_hand = adapt_policy(learner.model, adapt_policy(learner.model, learner.params, rollouts.inner[0], 0.5, 0.99),
+                           rollouts.inner[1], 0.1, 0.99, per_task_params=True)
+    assert all(torch.allclose(stages[2][k], by_hand[k], atol=1e-6) for k in by_hand)
+    # the episodes of the second step were sampled with the once-adapted policies: their log-probs say so
+    out = batched_forward(learner.model, {k: v.detach() for k, v in stages[1].items()}, rollouts.inner[1].flat("obs"))
+    assert torch.allclose(gaussian_log_prob(out, rollouts.inner[1].flat("actions")),
+                          rollouts.inner[1].flat("log_probs"), atol=1e-4)
+    # the meta-gradient reaches theta through both steps
+    loss, _ = learner.objective(rollouts)(learner.params)
+    grads = torch.autograd.grad(loss, list(learner.params.values()))
+    assert all(torch.isfinite(g).all() for g in grads) and any(g.abs().sum() > 0 for g in grads)
+    history = train(learner, 1, progress=False)
+    assert np.isfinite(history.last("eval/return_step1"))
 
 
 def test_sampling_is_repeatable_and_shaped():
@@ -149,7 +176,8 @@ def test_tiny_training_runs(outer):
 
 @pytest.mark.parametrize("kwargs,match", [
     ({"inner_lr": -1.0}, "inner_lr"), ({"num_trajectories": 0}, "num_trajectories"),
-    ({"max_kl": 0.0}, "max_kl"), ({"outer": "sgd"}, "outer"),
+    ({"max_kl": 0.0}, "max_kl"), ({"outer": "sgd"}, "outer"), ({"inner_steps": 0}, "inner_steps"),
+    ({"later_inner_lr": -0.25}, "later_inner_lr"),
 ])
 def test_config_rejects_bad_values(kwargs, match):
     with pytest.raises(ValueError, match=match):
