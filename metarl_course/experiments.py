@@ -195,6 +195,9 @@ def _navigation_experiments() -> dict[str, Experiment]:
     variants = {
         "maml-trpo-navigation": ("MAML with a TRPO outer step on 2D navigation (Finn et al. 2017)",
                                  MAMLRLConfig(), 220),
+        "maml-trpo-2step-navigation": ("MAML-TRPO meta-trained through two inner steps (0.5, then 0.25), "
+                                       "with the outer loss after each step",
+                                       MAMLRLConfig(inner_steps=2, loss_after_every_step=True), 75),
         "promp-navigation": ("ProMP on 2D navigation (Rothfuss et al. 2019)",
                              MAMLRLConfig(outer="promp", meta_batch_size=20), 120),
         "pretrained-navigation": ("one policy trained with TRPO on all goals (no inner step)",

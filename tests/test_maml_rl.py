@@ -297,3 +297,19 @@ def test_loss_after_every_step_averages_the_surrogate_after_each_inner_step():
     loss_first = -(ratio * episodes.advantages().reshape(3, -1)).mean()
     assert torch.allclose(loss_every, (loss_first + loss_last) / 2, atol=1e-6)
     assert kl_every.item() == pytest.approx(0.0, abs=1e-6) and kl_last.item() == pytest.approx(0.0, abs=1e-6)
+
+
+def test_later_step_size_is_chosen_on_validation_goals_not_the_heldout_ones():
+    from metarl_course.rl.maml_rl import adaptation_returns, choose_later_lr, validation_goals
+
+    goals = validation_goals(3)
+    assert not {t.goal for t in goals} & {t.goal for t in heldout_goals(40)}
+    with pytest.raises(ValueError, match="held-out"):
+        validation_goals(seed=2017)
+    config = MAMLRLConfig(num_trajectories=4, horizon=10, hidden=(8,))
+    policy = GaussianMLPPolicy(2, 2, (8,), action_scale=0.1)
+    best, scores = choose_later_lr(policy, config, (0.3, 0.1), goals, num_steps=2, seeds=(0,))
+    assert set(scores) == {0.3, 0.1} and scores[best] == max(scores.values())
+    assert scores[0.1] == pytest.approx(adaptation_returns(policy, config, goals, 2, 0, later_lr=0.1)[:, -1].mean().item())
+    with pytest.raises(ValueError, match="candidates"):
+        choose_later_lr(policy, config, (0.1, -1.0), goals)

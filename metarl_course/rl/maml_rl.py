@@ -339,6 +339,35 @@ def heldout_goals(num_tasks: int = 40, seed: int = 2017,
     return (distribution or NavigationDistribution()).sample(num_tasks, np.random.default_rng(seed))
 
 
+def validation_goals(num_tasks: int = 40, seed: int = 7,
+                     distribution: NavigationDistribution | None = None) -> list[NavigationTask]:
+    """Goals for choosing evaluation settings (e.g. a step size), drawn apart from :func:`heldout_goals`."""
+    if seed == 2017:
+        raise ValueError("seed 2017 draws the held-out goals; choose settings on other goals")
+    return (distribution or NavigationDistribution()).sample(num_tasks, np.random.default_rng(seed))
+
+
+def choose_later_lr(policy: GaussianMLPPolicy, config: MAMLRLConfig, candidates: tuple[float, ...] = (0.25, 0.15, 0.1, 0.05),
+                    tasks: list[NavigationTask] | None = None, num_steps: int = 3,
+                    seeds: tuple[int, ...] = (0, 1)) -> tuple[float, dict[float, float]]:
+    """The step size for the second and later steps with the best return after ``num_steps`` on validation goals.
+
+    Finn et al. chose their test schedule (halving the step size after the first step) by trying it; this
+    makes the same choice for a given policy, on goals other than the held-out ones, so the held-out score
+    stays an honest estimate.
+
+    Returns:
+        ``(best, scores)``: the chosen step size and the mean return after ``num_steps`` for each candidate.
+    """
+    if not candidates or any(not (math.isfinite(c) and c > 0) for c in candidates):
+        raise ValueError(f"candidates must be step sizes > 0, got {candidates!r}")
+    tasks = tasks if tasks is not None else validation_goals()
+    scores = {lr: float(np.mean([adaptation_returns(policy, config, tasks, num_steps, seed, later_lr=lr)[:, -1].mean().item()
+                                 for seed in seeds]))
+              for lr in candidates}
+    return max(scores, key=scores.__getitem__), scores
+
+
 def adaptation_returns(policy: GaussianMLPPolicy, config: MAMLRLConfig, tasks: list[NavigationTask], num_steps: int,
                        seed: int = 0, first_lr: float | None = None, later_lr: float | None = None) -> torch.Tensor:
     """Return after 0..num_steps inner steps, each step on fresh trajectories of the current policy.
