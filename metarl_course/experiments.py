@@ -208,7 +208,7 @@ def _rl2_experiments() -> dict[str, Experiment]:
         "rl2-bandit-n10-k5": ("RL², Bernoulli bandits, n=10 pulls, k=5 arms (Duan et al. 2016, Table 1)",
                               RL2Config.bandit(num_pulls=10, num_arms=5), 6000, 150, 500),
         "rl2-bandit-n100-k5": ("RL², Bernoulli bandits, n=100 pulls, k=5 arms (Duan et al. 2016, Table 1)",
-                               RL2Config.bandit(num_pulls=100, num_arms=5, num_minibatches=8, gae_lambda=0.3),
+                               RL2Config.bandit(num_pulls=100, num_arms=5, num_minibatches=8, anneal_iterations=450),
                                450, 15, 50),
         "rl2-mdp-n10": ("RL², random tabular MDPs, 10 episodes of 10 steps per trial (Duan et al. 2016)",
                         RL2Config(task="tabular_mdp", horizon=10, episodes_per_trial=10, num_minibatches=8,
