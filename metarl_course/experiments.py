@@ -212,7 +212,7 @@ def _rl2_experiments() -> dict[str, Experiment]:
                                450, 15, 50),
         "rl2-mdp-n10": ("RL², random tabular MDPs, 10 episodes of 10 steps per trial (Duan et al. 2016)",
                         RL2Config(task="tabular_mdp", horizon=10, episodes_per_trial=10, num_minibatches=8,
-                                  gae_lambda=0.3, entropy_coef=0.03), 450, 15, 50),
+                                  gae_lambda=0.3, entropy_coef=0.03, anneal_iterations=1200), 1200, 15, 50),
         "rl2-nav-2ep": ("RL², 2D navigation to an unseen goal, 2 episodes of 100 steps per trial",
                         RL2Config(task="navigation", horizon=100, episodes_per_trial=2, num_trials=128,
                                   goal_tolerance=GOAL_TOLERANCE),
