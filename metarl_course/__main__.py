@@ -1,4 +1,4 @@
-"""Command line: ``python -m metarl_course {list,train} ...``."""
+"""Command line: ``python -m metarl_course {list,train,evaluate} ...``."""
 
 from __future__ import annotations
 
@@ -19,7 +19,17 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--out", default=str(CHECKPOINT_DIR), help="folder for the result file (default: the package's)")
     t.add_argument("--runs", default=str(RUNS_DIR), help="folder for resumable checkpoints (default: runs/)")
     t.add_argument("--no-resume", action="store_true", help="start from scratch even if a run checkpoint exists")
+    e = sub.add_parser("evaluate", help="score a result file on its held-out tasks again")
+    e.add_argument("name", choices=sorted(EXPERIMENTS), metavar="NAME", help="experiment name (see `list`)")
+    e.add_argument("--dir", default=str(CHECKPOINT_DIR), help="folder of the result file (default: the package's)")
+    e.add_argument("--eval-budget", type=float, default=None,
+                   help="navigation (MAML-RL) only: adapt on whole episodes for this many times the training "
+                        "batch's env steps per step (2: Finn et al.'s test protocol, 4000 steps)")
+    e.add_argument("--eval-seed", type=int, default=None,
+                   help="navigation (MAML-RL) only: seed of the evaluation's action noise (default 0)")
     args = parser.parse_args(argv)
+    if args.command == "evaluate":
+        return evaluate(args.name, args.dir, args.eval_budget, args.eval_seed)
     if args.command == "list":
         for name, exp in sorted(EXPERIMENTS.items()):
             print(f"{name:22s} {exp.description} ({exp.num_iterations} iterations)")
@@ -36,6 +46,33 @@ def main(argv: list[str] | None = None) -> int:
     data = torch.load(path, map_location="cpu", weights_only=True)
     results = ", ".join(f"{k.removeprefix('eval/')}={v:.3f}" for k, v in data["results"].items())
     print(f"{args.name}: {results} ({data['wall_seconds_last_session']:.0f} s) -> {path}")
+    return 0
+
+
+def evaluate(name: str, directory: str, eval_budget: float | None, eval_seed: int | None) -> int:
+    """Print a result file's stored held-out scores beside the scores measured now."""
+    import dataclasses
+
+    from metarl_course.experiments import load_result
+    from metarl_course.rl.maml_rl import MAMLRLLearner
+
+    try:
+        learner, data = load_result(name, directory)
+        if eval_budget is not None or eval_seed is not None:
+            if not isinstance(learner, MAMLRLLearner):
+                raise ValueError(f"--eval-budget and --eval-seed apply to the navigation (MAML-RL) experiments, "
+                                 f"not to {name!r}")
+            if eval_budget is not None:
+                learner.config = dataclasses.replace(learner.config, eval_budget=eval_budget)
+            learner.eval_seed = 0 if eval_seed is None else eval_seed
+    except (ValueError, OSError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    now = learner.evaluate_heldout()
+    for key, value in now.items():
+        stored = data["results"].get(key)
+        print(f"{key.removeprefix('eval/'):16s} now {value:9.3f}   stored {stored:9.3f}" if stored is not None
+              else f"{key.removeprefix('eval/'):16s} now {value:9.3f}")
     return 0
 
 

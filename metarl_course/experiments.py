@@ -13,6 +13,8 @@ reproduced by its command.
 
 from __future__ import annotations
 
+import dataclasses
+
 import tempfile
 import time
 from collections.abc import Callable
@@ -145,13 +147,26 @@ def load_result(name: str, directory: str | Path = CHECKPOINT_DIR) -> tuple[Meta
                          f"update the course, or {remedy}")
     if data["experiment"] != name:
         raise ValueError(f"{path} holds experiment {data['experiment']!r}, not {name!r}; {remedy}")
-    if data["config"] != exp.config:
+    learner = exp.build(data["seed"])
+    if _with_new_defaults(data["config"], exp.config, getattr(learner, "config", None)) != exp.config:
         raise ValueError(f"{path} was trained with another configuration of {name!r} than the course's "
                          f"current one; {remedy}")
-    learner = exp.build(data["seed"])
     model: nn.Module = learner.model  # type: ignore[attr-defined]
     model.load_state_dict(data["model"])
     return learner, data
+
+
+def _with_new_defaults(stored: dict, current: dict, config: Any) -> dict:
+    """``stored`` plus the fields that ``config``'s class gained after the file was written, at their defaults.
+
+    A result file trained before a configuration field existed was trained with what the field's default
+    means (e.g. one inner step), so it still matches a configuration that keeps that default.
+    """
+    if not dataclasses.is_dataclass(config):
+        return stored
+    defaults = {f.name: f.default for f in dataclasses.fields(config) if f.default is not dataclasses.MISSING}
+    added = {key: defaults[key] for key in current.keys() - stored.keys() if key in defaults}
+    return {**stored, **added}
 
 
 def check_writable(folder: str | Path) -> None:

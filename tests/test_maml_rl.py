@@ -2,11 +2,11 @@ import numpy as np
 import pytest
 import torch
 
-from metarl_course.adaptation import parameters_of
+from metarl_course.adaptation import batched_forward, parameters_of
 from metarl_course.rl.maml_rl import MAMLRLConfig, MAMLRLLearner, adapt_policy, heldout_goals
 from metarl_course.rl.policies import GaussianMLPPolicy, gaussian_kl, gaussian_log_prob, reinforce_loss
 from metarl_course.rl.returns import discounted_returns, linear_baseline, normalize_per_task
-from metarl_course.rl.sampling import expand_params, sample_episodes
+from metarl_course.rl.sampling import Episodes, expand_params, sample_env_steps, sample_episodes
 from metarl_course.rl.trpo import conjugate_gradient, flatten, hessian_vector_product, trpo_step
 from metarl_course.tasks import NavigationTask
 from metarl_course.training import train
@@ -99,10 +99,37 @@ def test_inner_step_leaves_meta_parameters_untouched_and_changes_the_policy():
     learner = tiny()
     before = {k: v.clone() for k, v in learner.model.state_dict().items()}
     rollouts = learner.adapt(learner.sample_tasks(np.random.default_rng(0)))
-    adapted = learner.adapted(learner.params, rollouts)
+    stages = learner.adapted(learner.params, rollouts)
+    assert len(stages) == 2  # theta (one copy per task), then after the inner step
+    adapted = stages[-1]
     assert all(torch.equal(before[k], v) for k, v in learner.model.state_dict().items())
     assert adapted["log_std"].shape == (3, 2)
     assert not torch.allclose(adapted["mean.net.0.weight"][0], learner.params["mean.net.0.weight"])
+
+
+def test_several_inner_steps_sample_again_before_each_step_and_chain_the_step_sizes():
+    config = MAMLRLConfig(meta_batch_size=3, num_trajectories=4, horizon=10, hidden=(8,), inner_steps=2,
+                          later_inner_lr=0.1)
+    learner = MAMLRLLearner(config, heldout=heldout_goals(4), device="cpu", eval_steps=1)
+    assert [config.step_size(i) for i in range(3)] == [0.5, 0.1, 0.1]
+    assert MAMLRLConfig(inner_lr=0.4).step_size(2) == 0.2  # default: half of the first step size
+    rollouts = learner.adapt(learner.sample_tasks(np.random.default_rng(0)))
+    assert len(rollouts.inner) == 2 and learner.env_steps == sum(e.num_steps for e in [*rollouts.inner, rollouts.valid])
+    stages = learner.adapted(learner.params, rollouts)
+    # the chain by hand: step 1 on the first episodes with 0.5, step 2 on the second episodes with 0.1
+    by_hand = adapt_policy(learner.model, adapt_policy(learner.model, learner.params, rollouts.inner[0], 0.5, 0.99),
+                           rollouts.inner[1], 0.1, 0.99, per_task_params=True)
+    assert all(torch.allclose(stages[2][k], by_hand[k], atol=1e-6) for k in by_hand)
+    # the episodes of the second step were sampled with the once-adapted policies: their log-probs say so
+    out = batched_forward(learner.model, {k: v.detach() for k, v in stages[1].items()}, rollouts.inner[1].flat("obs"))
+    assert torch.allclose(gaussian_log_prob(out, rollouts.inner[1].flat("actions")),
+                          rollouts.inner[1].flat("log_probs"), atol=1e-4)
+    # the meta-gradient reaches theta through both steps
+    loss, _ = learner.objective(rollouts)(learner.params)
+    grads = torch.autograd.grad(loss, list(learner.params.values()))
+    assert all(torch.isfinite(g).all() for g in grads) and any(g.abs().sum() > 0 for g in grads)
+    history = train(learner, 1, progress=False)
+    assert np.isfinite(history.last("eval/return_step1"))
 
 
 def test_sampling_is_repeatable_and_shaped():
@@ -149,7 +176,8 @@ def test_tiny_training_runs(outer):
 
 @pytest.mark.parametrize("kwargs,match", [
     ({"inner_lr": -1.0}, "inner_lr"), ({"num_trajectories": 0}, "num_trajectories"),
-    ({"max_kl": 0.0}, "max_kl"), ({"outer": "sgd"}, "outer"),
+    ({"max_kl": 0.0}, "max_kl"), ({"outer": "sgd"}, "outer"), ({"inner_steps": 0}, "inner_steps"),
+    ({"later_inner_lr": -0.25}, "later_inner_lr"),
 ])
 def test_config_rejects_bad_values(kwargs, match):
     with pytest.raises(ValueError, match=match):
@@ -194,3 +222,78 @@ def test_oracle_heads_straight_for_the_goal():
     assert oracle_returns([NavigationTask(goal=(0.25, 0.05))]).item() == pytest.approx(-0.2, abs=1e-5)
     slow = oracle_returns([NavigationTask(goal=(0.25, 0.05), dynamics=0.5)]).item()
     assert slow < -0.2  # half-speed dynamics take more steps
+
+
+def test_linear_baseline_with_a_mask_ignores_the_masked_steps():
+    g = torch.Generator().manual_seed(3)
+    obs = torch.randn(1, 4, 30, 2, generator=g, dtype=torch.float64)
+    exact = 2.0 * obs[..., 0] - obs[..., 1] ** 2 + 0.5
+    mask = torch.zeros(1, 4, 30, dtype=torch.bool)
+    mask[:, :2] = True
+    noisy = torch.where(mask, exact, torch.full_like(exact, 1e3))  # garbage where masked out
+    assert torch.allclose(linear_baseline(obs, noisy, reg=1e-10, mask=mask), exact, atol=1e-6)
+
+
+def test_sample_env_steps_keeps_whole_episodes_up_to_the_budget():
+    policy = GaussianMLPPolicy(2, 2, (8,), action_scale=0.1)
+    tasks = [NavigationTask(goal=(0.05, 0.0)), NavigationTask(goal=(0.4, -0.3))]
+    params = expand_params({k: v.detach() for k, v in parameters_of(policy).items()}, 2)
+    episodes = sample_env_steps(policy, params, tasks, min_steps=95, chunk=3, generator=torch.Generator().manual_seed(0),
+                                horizon=20)
+    lengths = episodes.alive.sum(dim=-1)  # (T, N); dropped episodes have length 0
+    for task in range(2):
+        kept = episodes.kept[task]
+        n = int(kept.sum())
+        assert kept[:n].all() and not kept[n:].any()  # the first n episodes count, in order
+        assert lengths[task, :n].sum() >= 95 and lengths[task, :n - 1].sum() < 95  # the n-th one reached the budget
+        assert episodes.rewards[task, n:].abs().sum() == 0
+        mean = episodes.episode_returns[task, :n].mean()
+        assert torch.allclose(episodes.task_returns[task], mean)
+    with pytest.raises(ValueError, match="min_steps"):
+        sample_env_steps(policy, params, tasks, 0, 3, torch.Generator())
+
+
+def test_evaluation_with_an_env_step_budget_adapts_on_the_kept_episodes_only():
+    learner = MAMLRLLearner(MAMLRLConfig(num_trajectories=4, horizon=20, hidden=(8,), eval_budget=2.0),
+                            heldout=heldout_goals(3), device="cpu", eval_steps=1)
+    curve = learner.adaptation_returns()
+    assert curve.shape == (3, 2) and torch.isfinite(curve).all()
+    # the inner loss is a mean over the kept episodes: padding a batch with dropped episodes changes nothing
+    episodes = sample_episodes(learner.model, expand_params({k: v.detach() for k, v in learner.params.items()}, 3),
+                               learner.heldout, 4, torch.Generator().manual_seed(1), horizon=20)
+    dropped = Episodes(*(torch.cat([t, t[:, :2]], dim=1) for t in (episodes.obs, episodes.actions)),
+                       torch.cat([episodes.rewards, torch.zeros_like(episodes.rewards[:, :2])], dim=1),
+                       *(torch.cat([t, t[:, :2]], dim=1) for t in (episodes.log_probs, episodes.outputs)),
+                       torch.cat([episodes.alive, torch.zeros_like(episodes.alive[:, :2])], dim=1))
+    a = adapt_policy(learner.model, learner.params, episodes, 0.5, 0.99)
+    b = adapt_policy(learner.model, learner.params, dropped, 0.5, 0.99)
+    assert all(torch.allclose(a[k], b[k], atol=1e-5) for k in a)
+
+
+def test_evaluate_command_rescores_a_shipped_file(capsys):
+    from metarl_course.__main__ import main
+
+    assert main(["evaluate", "promp-navigation"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 4 and lines[1].startswith("return_step1")
+    now, stored = float(lines[1].split()[2]), float(lines[1].split()[4])
+    assert abs(now - stored) < 1e-3
+    assert main(["evaluate", "maml-sinusoid", "--eval-budget", "2"]) == 2
+    assert "apply to the navigation" in capsys.readouterr().err
+
+
+def test_loss_after_every_step_averages_the_surrogate_after_each_inner_step():
+    kwargs = dict(meta_batch_size=3, num_trajectories=4, horizon=10, hidden=(8,), inner_steps=2)
+    every = MAMLRLLearner(MAMLRLConfig(**kwargs, loss_after_every_step=True), heldout=heldout_goals(2), device="cpu")
+    last = MAMLRLLearner(MAMLRLConfig(**kwargs), heldout=heldout_goals(2), device="cpu")
+    rollouts = every.adapt(every.sample_tasks(np.random.default_rng(0)))
+    loss_every, kl_every = every.objective(rollouts)(every.params)
+    loss_last, kl_last = last.objective(rollouts)(every.params)
+    # after step 1 by hand: the episodes sampled with the once-adapted policies, importance-weighted
+    once = every.adapted(every.params, rollouts)[1]
+    episodes = rollouts.inner[1]
+    out = batched_forward(every.model, once, episodes.flat("obs"))
+    ratio = torch.exp(gaussian_log_prob(out, episodes.flat("actions")) - episodes.flat("log_probs"))
+    loss_first = -(ratio * episodes.advantages().reshape(3, -1)).mean()
+    assert torch.allclose(loss_every, (loss_first + loss_last) / 2, atol=1e-6)
+    assert kl_every.item() == pytest.approx(0.0, abs=1e-6) and kl_last.item() == pytest.approx(0.0, abs=1e-6)

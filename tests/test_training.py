@@ -1,3 +1,4 @@
+import dataclasses
 import os
 import signal
 
@@ -139,6 +140,20 @@ def test_a_checkpoint_trained_with_another_config_is_refused(tmp_path):
     torch.save(data, tmp_path / "maml-sinusoid.pt")
     with pytest.raises(ValueError, match="another configuration"):
         load_result("maml-sinusoid", tmp_path)
+
+
+def test_a_checkpoint_from_before_a_config_field_existed_loads_only_at_that_fields_default(tmp_path, monkeypatch):
+    from metarl_course import experiments
+
+    data = torch.load(SHIPPED / "promp-navigation.pt", weights_only=True)
+    data["config"] = {k: v for k, v in data["config"].items() if k != "inner_steps"}  # written before the field
+    torch.save(data, tmp_path / "promp-navigation.pt")
+    load_result("promp-navigation", tmp_path)  # the field's default (1 step) is what it was trained with
+    exp = experiments.EXPERIMENTS["promp-navigation"]
+    monkeypatch.setitem(experiments.EXPERIMENTS, "promp-navigation",
+                        dataclasses.replace(exp, config={**exp.config, "inner_steps": 2}))
+    with pytest.raises(ValueError, match="another configuration"):
+        load_result("promp-navigation", tmp_path)
 
 
 @pytest.mark.parametrize("damage", ["garbage", "truncated", "older format", "newer format"])

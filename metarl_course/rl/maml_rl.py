@@ -39,7 +39,7 @@ import torch
 from metarl_course.adaptation import Params, adapt, batched_forward, parameters_of
 from metarl_course.device import get_device
 from metarl_course.rl.policies import GaussianMLPPolicy, gaussian_kl, gaussian_log_prob, lvc_loss, reinforce_loss
-from metarl_course.rl.sampling import Episodes, expand_params, sample_episodes
+from metarl_course.rl.sampling import Episodes, expand_params, sample_env_steps, sample_episodes
 from metarl_course.rl.trpo import trpo_step
 from metarl_course.tasks.navigation import BatchedNavigationEnv, NavigationDistribution, NavigationTask
 from metarl_course.training import ModelOptimizerState
@@ -61,6 +61,15 @@ class MAMLRLConfig:
     inner_lr: float = 0.5
     """Step size of the first inner policy-gradient step (advantages normalised per task); Finn et al.: 0.5.
     The pretrained baseline takes no inner step in training; for it this is the fine-tuning step size at test."""
+    inner_steps: int = 1
+    """Inner policy-gradient steps per task in meta-training, each on fresh trajectories sampled with the policy
+    adapted so far; the outer step differentiates through all of them (Finn et al.: 1 for 2D navigation)."""
+    loss_after_every_step: bool = False
+    """With several inner steps: the outer objective averages the return after every inner step (as MAML++'s
+    multi-step loss, Antoniou et al. 2019), not only after the last, so no step may get worse on the way."""
+    later_inner_lr: float | None = None
+    """Step size of the second and later inner steps, in meta-training and at test time; None: half of
+    ``inner_lr`` (Finn et al. evaluate with 0.5 for the first step and 0.25 after)."""
     meta_batch_size: int = 40
     """Tasks (goals) per meta-update."""
     num_trajectories: int = 20
@@ -85,6 +94,11 @@ class MAMLRLConfig:
     """Damping added to the Fisher-vector products."""
     fisher_tasks: int = 10
     """Tasks whose KL gives the curvature for conjugate gradients (a subsample: cheaper products)."""
+    eval_budget: float = 0.0
+    """0: evaluation (``adaptation_returns``) adapts each goal on ``num_trajectories`` episodes per step, as
+    in training. > 0: on whole episodes until they have taken ``eval_budget * num_trajectories * horizon``
+    environment steps, so a policy whose episodes end early at the goal gets more of them; Finn et al.'s test
+    script uses 4000 steps (rllab's ``batch_size``), twice their training batch of 20 x 100: ``eval_budget=2``."""
     promp_lr: float = 1e-3
     """ProMP: Adam step size of the outer optimisation."""
     promp_steps: int = 5
@@ -101,7 +115,12 @@ class MAMLRLConfig:
             value = getattr(self, name)
             if not (math.isfinite(value) and value > 0):
                 raise ValueError(f"{name} must be > 0, got {value!r}")
-        for name in ("meta_batch_size", "num_trajectories", "horizon", "cg_iterations", "promp_steps", "fisher_tasks"):
+        if not (math.isfinite(self.eval_budget) and self.eval_budget >= 0):
+            raise ValueError(f"eval_budget must be >= 0 (0: num_trajectories episodes per step), got {self.eval_budget!r}")
+        if self.later_inner_lr is not None and not (math.isfinite(self.later_inner_lr) and self.later_inner_lr > 0):
+            raise ValueError(f"later_inner_lr must be > 0 (or None: half of inner_lr), got {self.later_inner_lr!r}")
+        for name in ("meta_batch_size", "num_trajectories", "horizon", "cg_iterations", "promp_steps", "fisher_tasks",
+                     "inner_steps"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
@@ -111,10 +130,19 @@ class MAMLRLConfig:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    def step_size(self, step: int) -> float:
+        """The step size of inner step ``step`` (0 is the first)."""
+        if step == 0:
+            return self.inner_lr
+        return self.inner_lr / 2 if self.later_inner_lr is None else self.later_inner_lr
+
 
 def inner_target(episodes: Episodes, gamma: float, lvc: bool) -> torch.Tensor:
     """The inner loss's targets per time step: (T, N * H, act_dim + 1), or + 2 with the old log-prob for LVC."""
-    advantages = episodes.advantages(gamma).reshape(episodes.obs.shape[0], -1, 1)
+    advantages = episodes.advantages(gamma)
+    kept = episodes.kept.sum(dim=1)  # (T,); fewer than N where sample_env_steps dropped episodes
+    # the loss is a mean over each task's kept episodes x H (see reinforce_loss), whatever N is
+    advantages = (advantages * (episodes.obs.shape[1] / kept)[:, None, None]).reshape(episodes.obs.shape[0], -1, 1)
     columns = [episodes.flat("actions")]
     if lvc:
         columns.append(episodes.flat("log_probs")[..., None])
@@ -138,10 +166,18 @@ class MetaBatch:
 
 @dataclass
 class Rollouts:
-    """Pre-adaptation episodes, adapted parameters and post-adaptation episodes of a meta-batch."""
+    """The episodes of a meta-batch: before each inner step (``inner[0]`` with theta itself) and after the last."""
 
-    train: Episodes
+    inner: list[Episodes]
     valid: Episodes
+
+    @property
+    def train(self) -> Episodes:
+        """The pre-adaptation episodes (sampled with theta)."""
+        return self.inner[0]
+
+    def select(self, tasks: slice) -> "Rollouts":
+        return Rollouts([episodes.select(tasks) for episodes in self.inner], self.valid.select(tasks))
 
 
 class MAMLRLLearner(ModelOptimizerState):
@@ -161,6 +197,8 @@ class MAMLRLLearner(ModelOptimizerState):
         self.distribution = distribution or NavigationDistribution()
         self.heldout = heldout if heldout is not None else heldout_goals()
         self.eval_steps = eval_steps
+        self.eval_seed = 0
+        """Seed of the action noise in ``evaluate_heldout`` (fixed: same policy, same score)."""
         torch.manual_seed(seed)
         self.model = GaussianMLPPolicy(2, 2, config.hidden, config.init_std, config.action_scale).to(
             device or get_device())
@@ -182,19 +220,20 @@ class MAMLRLLearner(ModelOptimizerState):
         return MetaBatch(self.distribution.sample(self.config.meta_batch_size, rng), int(rng.integers(2**31)))
 
     def adapt(self, batch: MetaBatch) -> Rollouts:
-        """Sample with theta, take the inner step (no graph), sample again with the adapted policies."""
+        """Sample with theta, take the inner steps (no graph; fresh episodes before each), sample with the result."""
         c, T = self.config, len(batch.tasks)
         generator = torch.Generator(device=self.device).manual_seed(batch.noise_seed)
-        shared = expand_params({k: v.detach() for k, v in self.params.items()}, T)
-        train = sample_episodes(self.model, shared, batch.tasks, c.num_trajectories, generator, c.horizon)
-        self.env_steps += train.num_steps
-        if c.outer == "pretrained":
-            return Rollouts(train, train)
-        with torch.no_grad():
-            adapted = adapt_policy(self.model, self.params, train, c.inner_lr, c.gamma, c.outer == "promp")
-        valid = sample_episodes(self.model, adapted, batch.tasks, c.num_trajectories, generator, c.horizon)
+        params = expand_params({k: v.detach() for k, v in self.params.items()}, T)
+        inner: list[Episodes] = []
+        for step in range(0 if c.outer == "pretrained" else c.inner_steps):
+            inner.append(sample_episodes(self.model, params, batch.tasks, c.num_trajectories, generator, c.horizon))
+            self.env_steps += inner[-1].num_steps
+            with torch.no_grad():
+                params = adapt_policy(self.model, params, inner[-1], c.step_size(step), c.gamma, c.outer == "promp",
+                                      per_task_params=True)
+        valid = sample_episodes(self.model, params, batch.tasks, c.num_trajectories, generator, c.horizon)
         self.env_steps += valid.num_steps
-        return Rollouts(train, valid)
+        return Rollouts(inner or [valid], valid)
 
     def evaluate(self, batch: MetaBatch, rollouts: Rollouts) -> tuple[torch.Tensor, dict[str, float]]:
         loss, kl = self.objective(rollouts)(self.params)
@@ -209,7 +248,7 @@ class MAMLRLLearner(ModelOptimizerState):
         c = self.config
         if c.outer == "promp":
             return self.promp_update(rollouts)
-        subset = Rollouts(rollouts.train.select(slice(0, c.fisher_tasks)), rollouts.valid.select(slice(0, c.fisher_tasks)))
+        subset = rollouts.select(slice(0, c.fisher_tasks))
         metrics = trpo_step(self.params, self.objective(rollouts), c.max_kl, c.cg_damping, c.cg_iterations,
                             fisher_objective=self.objective(subset))
         if not torch.isfinite(self.model.log_std).all() or self.model.log_std.min() < -10:
@@ -218,37 +257,62 @@ class MAMLRLLearner(ModelOptimizerState):
         return metrics
 
     # -- objectives ------------------------------------------------------------------------------
-    def adapted(self, params: Params, rollouts: Rollouts) -> Params:
+    def adapted(self, params: Params, rollouts: Rollouts) -> list[Params]:
+        """Each task's parameters before every inner step and after the last: ``inner_steps + 1`` entries
+        (one for "pretrained"), differentiable with respect to ``params``."""
         c = self.config
+        stages = [expand_params(params, rollouts.valid.obs.shape[0])]
         if c.outer == "pretrained":
-            return expand_params(params, rollouts.train.obs.shape[0])
-        return adapt_policy(self.model, params, rollouts.train, c.inner_lr, c.gamma, c.outer == "promp")
+            return stages
+        for step, episodes in enumerate(rollouts.inner):
+            stages.append(adapt_policy(self.model, stages[-1], episodes, c.step_size(step), c.gamma,
+                                       c.outer == "promp", per_task_params=True))
+        return stages
 
     def objective(self, rollouts: Rollouts):
-        """params -> (surrogate loss of the adapted policies, mean KL from the policies that sampled ``valid``)."""
-        valid = rollouts.valid
-        advantages = valid.advantages(self.config.gamma).reshape(valid.obs.shape[0], -1)
-        obs, actions, old_log_probs = valid.flat("obs"), valid.flat("actions"), valid.flat("log_probs")
-        old_outputs = valid.flat("outputs")
+        """params -> (surrogate loss of the adapted policies, mean KL from the policies that sampled the episodes).
+
+        The loss is the importance-weighted return of the episodes sampled after the last inner step, or with
+        ``loss_after_every_step`` the average over the episodes after each inner step."""
+        c = self.config
+        # (stage, episodes sampled with that stage's policies): after step k come inner[k] (or valid after the last)
+        after = [*rollouts.inner[1:], rollouts.valid] if c.outer != "pretrained" else [rollouts.valid]
+        stages = range(len(after), 0, -1) if c.loss_after_every_step else [len(after)]
+        terms = []
+        for stage in stages:
+            episodes = after[stage - 1]
+            advantages = episodes.advantages(c.gamma).reshape(episodes.obs.shape[0], -1)
+            terms.append((stage if c.outer != "pretrained" else 0, advantages, episodes.flat("obs"),
+                          episodes.flat("actions"), episodes.flat("log_probs"), episodes.flat("outputs")))
 
         def objective(params: Params) -> tuple[torch.Tensor, torch.Tensor]:
-            out = batched_forward(self.model, self.adapted(params, rollouts), obs)
-            ratio = torch.exp(gaussian_log_prob(out, actions) - old_log_probs)
-            return -(ratio * advantages).mean(), gaussian_kl(old_outputs, out).mean()
+            adapted = self.adapted(params, rollouts)
+            losses, kls = [], []
+            for stage, advantages, obs, actions, old_log_probs, old_outputs in terms:
+                out = batched_forward(self.model, adapted[stage], obs)
+                ratio = torch.exp(gaussian_log_prob(out, actions) - old_log_probs)
+                losses.append(-(ratio * advantages).mean())
+                kls.append(gaussian_kl(old_outputs, out).mean())
+            return torch.stack(losses).mean(), torch.stack(kls).mean()
 
         return objective
 
     def promp_update(self, rollouts: Rollouts) -> dict[str, float]:
-        """ProMP's outer optimisation: a few Adam steps on the clipped surrogate with a KL penalty."""
-        c, valid, train = self.config, rollouts.valid, rollouts.train
+        """ProMP's outer optimisation: a few Adam steps on the clipped surrogate with a KL penalty.
+
+        The penalty is the mean KL between the policies that sampled each inner step's episodes and the
+        current ones (theta and, with several inner steps, the policies adapted so far)."""
+        c, valid = self.config, rollouts.valid
         advantages = valid.advantages(c.gamma).reshape(valid.obs.shape[0], -1)
         obs, actions, old_log_probs = valid.flat("obs"), valid.flat("actions"), valid.flat("log_probs")
         for _ in range(c.promp_steps):
-            out = batched_forward(self.model, self.adapted(self.params, rollouts), obs)
+            stages = self.adapted(self.params, rollouts)
+            out = batched_forward(self.model, stages[-1], obs)
             ratio = torch.exp(gaussian_log_prob(out, actions) - old_log_probs)
             clipped = torch.min(ratio * advantages, ratio.clamp(1 - c.promp_clip, 1 + c.promp_clip) * advantages)
-            pre_out = batched_forward(self.model, expand_params(self.params, train.obs.shape[0]), train.flat("obs"))
-            kl_pre = gaussian_kl(train.flat("outputs"), pre_out).mean()
+            kl_pre = torch.stack([gaussian_kl(episodes.flat("outputs"),
+                                              batched_forward(self.model, params, episodes.flat("obs"))).mean()
+                                  for params, episodes in zip(stages, rollouts.inner)]).mean()
             loss = -clipped.mean() + c.promp_kl_penalty * kl_pre
             if not torch.isfinite(loss):
                 raise FloatingPointError("ProMP's loss became non-finite; try a smaller promp_lr or inner_lr")
@@ -265,7 +329,7 @@ class MAMLRLLearner(ModelOptimizerState):
                                   self.eval_steps if num_steps is None else num_steps, seed, first_lr, later_lr)
 
     def evaluate_heldout(self) -> dict[str, float]:
-        curve = self.adaptation_returns().mean(dim=0)
+        curve = self.adaptation_returns(seed=self.eval_seed).mean(dim=0)
         return {f"eval/return_step{i}": v.item() for i, v in enumerate(curve)}
 
 
@@ -280,21 +344,31 @@ def adaptation_returns(policy: GaussianMLPPolicy, config: MAMLRLConfig, tasks: l
     """Return after 0..num_steps inner steps, each step on fresh trajectories of the current policy.
 
     Args:
-        first_lr, later_lr: step sizes of the first and of later steps (default: ``config.inner_lr``
-            for the first and half of it afterwards, as in Finn et al.'s evaluation).
+        first_lr, later_lr: step sizes of the first and of later steps (default: ``config.step_size``:
+            ``config.inner_lr`` for the first and ``config.later_inner_lr``, or half of ``inner_lr``, after,
+            as in Finn et al.'s evaluation; with only ``first_lr`` given, later steps take half of it).
 
     Returns:
-        (num_tasks, num_steps + 1): mean undiscounted return of ``config.num_trajectories`` episodes.
+        (num_tasks, num_steps + 1): mean undiscounted return of the episodes each step adapted on (whole
+        episodes for ``config.eval_budget`` times the training batch's environment steps, see
+        :class:`MAMLRLConfig`), i.e. the return of the policy before each step.
     """
-    first_lr = config.inner_lr if first_lr is None else first_lr
+    if first_lr is None:
+        first_lr = config.inner_lr
+        later_lr = config.step_size(1) if later_lr is None else later_lr
     later_lr = first_lr / 2 if later_lr is None else later_lr
     device = next(policy.parameters()).device
     generator = torch.Generator(device=device).manual_seed(seed)
     params = expand_params({k: v.detach() for k, v in parameters_of(policy).items()}, len(tasks))
     curve = []
+    budget = round(config.eval_budget * config.num_trajectories * config.horizon)
     for step in range(num_steps + 1):
-        episodes = sample_episodes(policy, params, tasks, config.num_trajectories, generator, config.horizon)
-        curve.append(episodes.episode_returns.mean(dim=1))
+        if budget:
+            episodes = sample_env_steps(policy, params, tasks, budget, config.num_trajectories, generator,
+                                        config.horizon)
+        else:
+            episodes = sample_episodes(policy, params, tasks, config.num_trajectories, generator, config.horizon)
+        curve.append(episodes.task_returns)
         if step < num_steps:
             with torch.no_grad():
                 params = adapt_policy(policy, params, episodes, first_lr if step == 0 else later_lr, config.gamma,

@@ -32,7 +32,8 @@ def discounted_returns(rewards: torch.Tensor, gamma: float) -> torch.Tensor:
     return returns
 
 
-def linear_baseline(obs: torch.Tensor, returns: torch.Tensor, reg: float = 1e-5) -> torch.Tensor:
+def linear_baseline(obs: torch.Tensor, returns: torch.Tensor, reg: float = 1e-5,
+                    mask: torch.Tensor | None = None) -> torch.Tensor:
     """A linear value estimate fitted by least squares, separately for each task.
 
     The baseline of Duan et al. (2016, "Benchmarking deep RL"), used by Finn et
@@ -42,6 +43,8 @@ def linear_baseline(obs: torch.Tensor, returns: torch.Tensor, reg: float = 1e-5)
     Args:
         obs: (T, N, H, obs_dim) observations of N episodes of H steps for T tasks.
         returns: (T, N, H) discounted returns.
+        mask: optional (T, N, H) bool: fit only on these steps (e.g. leave out episodes that do not
+            count), though the values are given for every step.
 
     Returns:
         (T, N, H) baseline values.
@@ -50,9 +53,10 @@ def linear_baseline(obs: torch.Tensor, returns: torch.Tensor, reg: float = 1e-5)
     x = obs.double()  # the normal equations are badly conditioned in float32
     t = (torch.arange(H, dtype=x.dtype, device=x.device) / 100.0)[None, None, :, None].expand(T, N, H, 1)
     features = torch.cat([x, x ** 2, t, t ** 2, t ** 3, torch.ones_like(t)], dim=-1).reshape(T, N * H, -1)
-    gram = features.transpose(1, 2) @ features  # (T, F, F)
+    fit = features if mask is None else features * mask.reshape(T, N * H, 1).to(x.dtype)  # masked rows count 0
+    gram = fit.transpose(1, 2) @ fit  # (T, F, F)
     eye = torch.eye(gram.shape[-1], dtype=x.dtype, device=x.device)
-    rhs = features.transpose(1, 2) @ returns.double().reshape(T, N * H, 1)  # (T, F, 1)
+    rhs = fit.transpose(1, 2) @ returns.double().reshape(T, N * H, 1)  # (T, F, 1)
     # increase the ridge term until every task's system is solvable (as rllab's LinearFeatureBaseline does)
     for scale in (1.0, 10.0, 100.0, 1e3, 1e4, 1e5, 1e6):
         weights, info = torch.linalg.solve_ex(gram + reg * scale * eye, rhs)

@@ -8,6 +8,7 @@ one batched forward pass per time step picks the actions of every episode.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, fields
 
 import torch
@@ -50,10 +51,24 @@ class Episodes:
         """Undiscounted return of every episode: (T, N)."""
         return self.rewards.sum(dim=-1)
 
+    @property
+    def kept(self) -> torch.Tensor:
+        """(T, N) bool: the episodes that count. :func:`sample_env_steps` drops each task's episodes beyond its
+        step budget (they stay in the tensors, never alive); every episode from :func:`sample_episodes` counts."""
+        return self.alive[..., 0]
+
+    @property
+    def task_returns(self) -> torch.Tensor:
+        """Each task's average undiscounted return over the episodes that count: (T,)."""
+        kept = self.kept.to(self.rewards.dtype)
+        return (self.episode_returns * kept).sum(dim=1) / kept.sum(dim=1)
+
     def advantages(self, gamma: float = 0.99, normalize: bool = True) -> torch.Tensor:
-        """Discounted returns minus each task's linear baseline: (T, N, H), 0 after an episode ended."""
+        """Discounted returns minus each task's linear baseline: (T, N, H), 0 after an episode ended.
+
+        The baseline is fitted on the episodes that count (:attr:`kept`), all H steps of each."""
         returns = discounted_returns(self.rewards, gamma)
-        advantages = returns - linear_baseline(self.obs, returns)
+        advantages = returns - linear_baseline(self.obs, returns, mask=self.kept[..., None].expand_as(self.alive))
         if normalize:
             return normalize_per_task(advantages, self.alive)
         return torch.where(self.alive, advantages, torch.zeros_like(advantages))
@@ -108,3 +123,32 @@ def sample_episodes(policy: nn.Module, task_params: Params, tasks: list[Navigati
             columns[name].append(value)
         alive = alive & ~terminated.reshape(T, N)
     return Episodes(**{name: torch.stack(values, dim=2) for name, values in columns.items()})
+
+
+def sample_env_steps(policy: nn.Module, task_params: Params, tasks: list[NavigationTask], min_steps: int,
+                     chunk: int, generator: torch.Generator, horizon: int = 100, max_episodes: int = 400) -> Episodes:
+    """Whole episodes until every task has taken at least ``min_steps`` environment steps.
+
+    Finn et al.'s test script adapts on batches of a fixed number of environment steps (rllab's
+    ``batch_size=4000``), so a policy whose episodes end early at the goal gets more of them. Episodes are
+    sampled ``chunk`` per task at a time; each task keeps its episodes up to the one that reaches ``min_steps``
+    (its :attr:`Episodes.kept`), the others are marked never alive with zero reward. At most ``max_episodes``
+    per task are sampled (then a task keeps what it has).
+    """
+    if min_steps < 1 or chunk < 1:
+        raise ValueError(f"min_steps and chunk must be >= 1, got {min_steps} and {chunk}")
+    parts = [sample_episodes(policy, task_params, tasks, chunk, generator, horizon)]
+    steps = parts[0].alive.sum(dim=(1, 2))  # (T,)
+    sampled = chunk
+    while (steps < min_steps).any() and sampled < max_episodes:
+        # enough episodes in one go for the task that needs most, at its average episode length so far
+        needed = ((min_steps - steps).clamp(min=0) * sampled / steps.clamp(min=1)).max().item()
+        more = min(max(chunk, math.ceil(1.1 * needed)), max_episodes - sampled)
+        parts.append(sample_episodes(policy, task_params, tasks, more, generator, horizon))
+        steps, sampled = steps + parts[-1].alive.sum(dim=(1, 2)), sampled + more
+    episodes = Episodes(**{f.name: torch.cat([getattr(p, f.name) for p in parts], dim=1) for f in fields(Episodes)})
+    lengths = episodes.alive.sum(dim=-1)  # (T, N)
+    keep = (lengths.cumsum(dim=1) - lengths) < min_steps  # started before the budget was used up
+    alive = episodes.alive & keep[..., None]
+    return Episodes(episodes.obs, episodes.actions, episodes.rewards * alive, episodes.log_probs, episodes.outputs,
+                    alive)
