@@ -178,13 +178,7 @@ class RL2Config:
         return out
 
     def to_dict(self) -> dict[str, Any]:
-        """The fields as a dict; fields added after results were shipped are left out while at their default,
-        so that a result file stores the same config before and after (``load_result`` compares them)."""
-        out = asdict(self)
-        for name, default in _LATER_FIELDS.items():
-            if out[name] == default:
-                del out[name]
-        return out
+        return asdict(self)
 
     def schedule(self, iteration: int) -> float:
         """The factor (1 down to 0) on ``lr`` and ``entropy_coef`` for the update of ``iteration`` (0-based)."""
@@ -192,8 +186,6 @@ class RL2Config:
             return 1.0
         return max(0.0, 1.0 - iteration / self.anneal_iterations)
 
-
-_LATER_FIELDS = {"anneal_iterations": 0}
 
 
 # ---------------------------------------------------------------------------
