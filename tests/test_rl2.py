@@ -129,6 +129,42 @@ def test_env_steps_are_logged_cumulatively_and_survive_a_resume(tmp_path):
     assert [v for _, v in history.records["charts/env_steps"]][-2:] == [256.0, 320.0]
 
 
+def test_annealing_takes_lr_and_entropy_bonus_linearly_to_zero_and_survives_a_resume(tmp_path):
+    config = RL2Config.bandit(num_pulls=4, num_arms=2, hidden_size=8, num_trials=16, num_eval_trials=16,
+                              lr=1e-2, anneal_iterations=4)
+    assert [config.schedule(i) for i in range(6)] == [1.0, 0.75, 0.5, 0.25, 0.0, 0.0]
+    assert RL2Config().schedule(10_000) == 1.0  # 0: constant
+    learner = RL2Learner(config, seed=0, device="cpu")
+    train(learner, num_iterations=3, seed=0, progress=False, checkpoint_path=tmp_path / "run.pt")
+    assert learner.updates == 3 and learner.optimizer.param_groups[0]["lr"] == pytest.approx(1e-2 * 0.5)
+    resumed = RL2Learner(config, seed=0, device="cpu")
+    train(resumed, num_iterations=5, seed=0, progress=False, checkpoint_path=tmp_path / "run.pt")
+    assert resumed.updates == 5 and resumed.optimizer.param_groups[0]["lr"] == 0.0
+    before = [p.detach().clone() for p in resumed.model.parameters()]
+    resumed.meta_update(None, resumed.adapt(resumed.sample_tasks(np.random.default_rng(1))), torch.tensor(0.0))
+    assert all(torch.equal(a, b) for a, b in zip(before, resumed.model.parameters())), "lr 0 must not move"
+
+
+def test_annealed_entropy_bonus_enters_the_loss():
+    from metarl_course.rl.rl2 import ppo_loss, trial_advantages
+
+    config = RL2Config.bandit(num_pulls=5, num_arms=3, hidden_size=8, num_trials=4, entropy_coef=0.5)
+    model = build_model(config, device="cpu")
+    env = make_env(config, task_distribution(config).sample(4, np.random.default_rng(0)), "cpu")
+    trials = rollout(model, env, torch.Generator().manual_seed(0), seed=0)
+    adv, ret = trial_advantages(trials, config)
+    index = torch.arange(4)
+    full, metrics = ppo_loss(model, trials, index, adv, ret, config)
+    none, _ = ppo_loss(model, trials, index, adv, ret, config, entropy_coef=0.0)
+    torch.testing.assert_close(none - full, torch.tensor(0.5 * metrics["losses/entropy"]))
+
+
+def test_anneal_iterations_validated():
+    for bad in (-1, 2.5):
+        with pytest.raises(ValueError, match="anneal_iterations"):
+            RL2Config(anneal_iterations=bad)
+
+
 # ---------------------------------------------------------------------------- navigation
 def nav_config(**overrides):
     return RL2Config(task="navigation", horizon=30, episodes_per_trial=2, hidden_size=8, num_trials=6,

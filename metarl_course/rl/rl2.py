@@ -116,6 +116,10 @@ class RL2Config:
     (the navigation env's default, 0.01, is what MAML-RL is trained and evaluated with); None: episodes always run
     the full horizon. Steps after the end of an episode (the env holds the agent still, reward 0) are left out
     of the policy's loss."""
+    anneal_iterations: int = 0
+    """Adam's learning rate and the entropy bonus decay linearly to 0 over this many iterations, then stay 0
+    (0: both constant). CleanRL's PPO anneals its learning rate to 0 over the run by default; set this to the
+    run's number of iterations to do the same."""
     num_eval_trials: int = 1000
     """Held-out trials for ``evaluate_heldout`` (the 95% CI is over these)."""
     eval_seed: int = 12345
@@ -138,6 +142,9 @@ class RL2Config:
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if not isinstance(self.anneal_iterations, int) or self.anneal_iterations < 0:
+            raise ValueError(f"anneal_iterations must be an integer >= 0 (0: no annealing), "
+                             f"got {self.anneal_iterations!r}")
         if self.num_minibatches > self.num_trials:
             raise ValueError(f"num_minibatches ({self.num_minibatches}) must be <= num_trials ({self.num_trials})")
         for name in ("gamma", "gae_lambda"):
@@ -172,6 +179,13 @@ class RL2Config:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def schedule(self, iteration: int) -> float:
+        """The factor (1 down to 0) on ``lr`` and ``entropy_coef`` for the update of ``iteration`` (0-based)."""
+        if self.anneal_iterations == 0:
+            return 1.0
+        return max(0.0, 1.0 - iteration / self.anneal_iterations)
+
 
 
 # ---------------------------------------------------------------------------
@@ -442,8 +456,11 @@ def trial_advantages(trials: Trials, config: RL2Config) -> tuple[torch.Tensor, t
 
 
 def ppo_loss(model: RL2ActorCritic, trials: Trials, index: torch.Tensor, advantages: torch.Tensor,
-             returns: torch.Tensor, config: RL2Config) -> tuple[torch.Tensor, dict[str, float]]:
-    """PPO's clipped loss on the trials ``index`` (whole trials: one GRU call from the trial's start)."""
+             returns: torch.Tensor, config: RL2Config,
+             entropy_coef: float | None = None) -> tuple[torch.Tensor, dict[str, float]]:
+    """PPO's clipped loss on the trials ``index`` (whole trials: one GRU call from the trial's start).
+
+    ``entropy_coef`` overrides ``config.entropy_coef`` (the annealed value during training)."""
     policy_out, values, _ = model(trials.inputs[:, index], model.initial_hidden(len(index)))  # (T, b, A), (T, b)
     dist = model.distribution(policy_out)
     log_probs = dist.log_prob(trials.actions[:, index])
@@ -459,7 +476,8 @@ def ppo_loss(model: RL2ActorCritic, trials: Trials, index: torch.Tensor, advanta
     policy_loss = -mean(torch.min(ratio * adv, ratio.clamp(1 - config.clip, 1 + config.clip) * adv))
     value_loss = 0.5 * (values - returns[:, index]).pow(2).mean()
     entropy = mean(dist.entropy())
-    loss = policy_loss + config.value_coef * value_loss - config.entropy_coef * entropy
+    entropy_coef = config.entropy_coef if entropy_coef is None else entropy_coef
+    loss = policy_loss + config.value_coef * value_loss - entropy_coef * entropy
     with torch.no_grad():
         approx_kl = mean((ratio - 1) - log_ratio)  # Schulman's low-variance KL estimate
     return loss, {"losses/policy": policy_loss.item(), "losses/value": value_loss.item(),
@@ -467,8 +485,13 @@ def ppo_loss(model: RL2ActorCritic, trials: Trials, index: torch.Tensor, advanta
 
 
 def ppo_update(model: RL2ActorCritic, optimizer: torch.optim.Optimizer, trials: Trials, config: RL2Config,
-               generator: torch.Generator | None = None) -> dict[str, float]:
-    """``num_epochs`` passes of PPO over the batch, in minibatches of whole trials; returns the last metrics."""
+               generator: torch.Generator | None = None, iteration: int = 0) -> dict[str, float]:
+    """``num_epochs`` passes of PPO over the batch, in minibatches of whole trials; returns the last metrics.
+
+    ``iteration`` (0-based) sets the annealed learning rate and entropy bonus (``config.schedule``)."""
+    factor = config.schedule(iteration)
+    for group in optimizer.param_groups:
+        group["lr"] = config.lr * factor
     advantages, returns = trial_advantages(trials, config)
     counted = advantages if trials.active is None else advantages[trials.active]
     advantages = (advantages - counted.mean()) / (counted.std() + 1e-8)
@@ -477,7 +500,8 @@ def ppo_update(model: RL2ActorCritic, optimizer: torch.optim.Optimizer, trials: 
     for _ in range(config.num_epochs):
         order = torch.randperm(B, generator=generator, device="cpu").to(trials.rewards.device)
         for index in order.chunk(config.num_minibatches):
-            loss, metrics = ppo_loss(model, trials, index, advantages, returns, config)
+            loss, metrics = ppo_loss(model, trials, index, advantages, returns, config,
+                                     entropy_coef=config.entropy_coef * factor)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
@@ -534,13 +558,16 @@ class RL2Learner(ModelOptimizerState):
         self._heldout_env: BatchedEnv | None = None
         self.env_steps = 0
         """Environment steps simulated for meta-training so far (logged as ``charts/env_steps``; resumed runs keep it)."""
+        self.updates = 0
+        """PPO updates done so far (the annealing schedule's clock; resumed runs keep it)."""
 
     def state_dict(self) -> dict[str, Any]:
-        return {**super().state_dict(), "env_steps": self.env_steps}
+        return {**super().state_dict(), "env_steps": self.env_steps, "updates": self.updates}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         super().load_state_dict(state)
         self.env_steps = int(state.get("env_steps", 0))
+        self.updates = int(state.get("updates", self.env_steps // self.steps_per_iteration))
 
     @property
     def steps_per_iteration(self) -> int:
@@ -568,7 +595,10 @@ class RL2Learner(ModelOptimizerState):
         return -returns.mean(), metrics
 
     def meta_update(self, tasks, adapted: Trials, meta_loss: torch.Tensor) -> dict[str, float]:
-        return ppo_update(self.model, self.optimizer, adapted, self.config, self.cpu_generator)
+        metrics = ppo_update(self.model, self.optimizer, adapted, self.config, self.cpu_generator,
+                             iteration=self.updates)
+        self.updates += 1
+        return metrics
 
     def heldout_env(self, num_trials: int | None = None) -> BatchedEnv:
         """A batched env over the fixed held-out tasks (drawn from ``config.eval_seed``)."""
