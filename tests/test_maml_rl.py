@@ -197,7 +197,7 @@ def test_shipped_navigation_checkpoints_score_what_they_claim():
     from metarl_course.experiments import load_result
 
     scores = {}
-    for name in ("maml-trpo-navigation", "promp-navigation", "pretrained-navigation"):
+    for name in ("maml-trpo-navigation", "maml-trpo-2step-navigation", "promp-navigation", "pretrained-navigation"):
         learner, data = load_result(name)
         now = learner.evaluate_heldout()
         for key, value in data["results"].items():
@@ -212,6 +212,9 @@ def test_shipped_navigation_checkpoints_score_what_they_claim():
     assert maml["eval/return_step1"] > -12 and maml["eval/return_step3"] > maml["eval/return_step1"] + 4
     assert scores["promp-navigation"]["eval/return_step3"] > scores["promp-navigation"]["eval/return_step1"] + 4
     assert maml["eval/return_step1"] > pretrained["eval/return_step1"]
+    # meta-trained through two steps with a loss after each: Finn et al.'s curve (-11.7 after one step, -3.2 after three)
+    two = scores["maml-trpo-2step-navigation"]
+    assert two["eval/return_step1"] >= -12 and two["eval/return_step3"] >= -4
     assert scores["promp-navigation"]["eval/return_step1"] > pretrained["eval/return_step1"]
 
 
