@@ -1,16 +1,18 @@
 """Reference code for the meta-RL course.
 
 Importing the package sets torch to ``METARL_NUM_THREADS`` threads (default 1,
-the fastest setting for the course's small models on a laptop CPU).
+the fastest setting for the course's small models on a laptop CPU) and turns TF32 off on GPUs (full float32,
+the CPU's numbers).
 """
 
 from metarl_course.budget import budget, quick_mode
-from metarl_course.device import configure_threads, get_device
+from metarl_course.device import configure_precision, configure_threads, get_device
 from metarl_course.seeding import seed_everything
 
 __version__ = "0.1.0"
 
 configure_threads()
+configure_precision()
 
 
 def describe() -> str:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -95,3 +98,89 @@ def paired_difference(a: np.ndarray | torch.Tensor, b: np.ndarray | torch.Tensor
     if a_.shape != b_.shape:
         raise ValueError(f"paired scores need the same tasks: shapes {a_.shape} and {b_.shape} differ")
     return summarize(a_ - b_, confidence)
+
+
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Re-scoring a shipped result on another machine
+# ---------------------------------------------------------------------------------------------------------------
+
+SPREAD_FILE = Path(__file__).resolve().parent / "checkpoints" / "rescore_spread.json"
+"""Per result, what floating point alone moves in a re-score: written by ``tools/rescore_spread.py --write``.
+``{name: {metric: largest deviation, ..., "trials_moved": largest fraction}}``, each the largest over 8
+perturbations of every weight of the shipped model by a relative 1e-6."""
+SPREAD_FACTOR = 4.0
+"""A metric's tolerance is this many times its measured spread (see :func:`rescore_tolerance`)."""
+TRIAL_MOVE = 0.5
+"""A trial has "moved" when its return differs from the stored one by more than this (a bandit pays 0 or 1)."""
+
+
+def load_spreads() -> dict[str, dict[str, float]]:
+    """The measured spreads of :data:`SPREAD_FILE`."""
+    return json.loads(SPREAD_FILE.read_text())
+
+
+def rescore_tolerance(name: str, key: str, stored: float, spreads: dict[str, dict[str, float]] | None = None
+                      ) -> float:
+    """How far a re-score of result ``name``'s metric ``key`` may legitimately move from its ``stored`` value.
+
+    A re-score plays the same tasks with the same random numbers (drawn on the CPU, see
+    :mod:`metarl_course.seeding`), so on another CPU or a GPU it differs only by floating point. Rounding
+    differences between machines are below float32's unit roundoff (6e-8) per operation; we stand in for them
+    by perturbing every weight by a relative 1e-6, over ten times more, and measure the largest deviation of
+    the re-score over 8 such perturbations (:data:`SPREAD_FILE`). Smooth evaluations (sinusoid MSE) move by
+    about 1e-6; rollouts where a threshold decides an event (an episode ending at the goal, a sampled action)
+    amplify it into trials that play differently: up to 0.12 on RL²'s navigation trial return. The tolerance
+    is :data:`SPREAD_FACTOR` (4) times that spread, and at least 1e-5 relative (float32 sums over thousands of
+    terms). Where the spread is that large, the mean alone cannot tell a changed model from rounding: RL²'s
+    results are also compared trial by trial (:func:`trial_tolerance`).
+    """
+    spreads = spreads if spreads is not None else load_spreads()
+    if key not in spreads.get(name, {}):
+        raise KeyError(f"no measured spread for {name} {key}; run: python tools/rescore_spread.py {name} --write")
+    return max(SPREAD_FACTOR * spreads[name][key], 1e-5 * max(1.0, abs(stored)))
+
+
+def trial_tolerance(name: str, spreads: dict[str, dict[str, float]] | None = None) -> float:
+    """The largest fraction of held-out trials whose return may move by more than :data:`TRIAL_MOVE` in a re-score.
+
+    Twice the largest fraction measured under 1e-6 perturbations (:data:`SPREAD_FILE`), and at least 1%: on
+    the bandits and MDPs rounding moves at most 0.1% of the trials, on navigation up to about 28% (a trial that
+    ends at the goal one step earlier plays its second episode from another hidden state); a model perturbed
+    by a relative 1e-2 moves 6% to 80% of them, one perturbed by 1e-1 1% to 99% (``tools/rescore_spread.py``).
+    """
+    spreads = spreads if spreads is not None else load_spreads()
+    if "trials_moved" not in spreads.get(name, {}):
+        raise KeyError(f"no measured trial spread for {name}; run: python tools/rescore_spread.py {name} --write")
+    return max(2 * spreads[name]["trials_moved"], 0.01)
+
+
+def rescore_problems(name: str, stored: dict[str, Any], now: dict[str, float],
+                     trial_returns: np.ndarray | torch.Tensor | None = None,
+                     spreads: dict[str, dict[str, float]] | None = None) -> list[str]:
+    """Why a re-score ``now`` of result ``name`` does not reproduce the result file's data ``stored`` (empty: it does).
+
+    Every stored metric (not its ``_ci95``) must lie within :func:`rescore_tolerance`; where the file holds
+    each held-out trial's return (``"trial_returns"``, RL²) and ``trial_returns`` is given, at most
+    :func:`trial_tolerance` of the trials may have moved by more than :data:`TRIAL_MOVE`.
+    """
+    spreads = spreads if spreads is not None else load_spreads()
+    problems = []
+    for key, value in stored["results"].items():
+        if key.endswith("_ci95"):
+            continue
+        tolerance = rescore_tolerance(name, key, value, spreads)
+        if not abs(now[key] - value) <= tolerance:
+            problems.append(f"{name} {key}: {now[key]:.5f} now, {value:.5f} stored (tolerance {tolerance:.2g})")
+    if trial_returns is not None and "trial_returns" in stored:
+        before = np.asarray(stored["trial_returns"], dtype=float)
+        after = np.asarray(torch.as_tensor(trial_returns).cpu(), dtype=float)
+        if before.shape != after.shape:
+            problems.append(f"{name}: {after.shape} trials now, {before.shape} stored")
+        else:
+            moved, tolerance = float(np.mean(np.abs(after - before) > TRIAL_MOVE)), trial_tolerance(name, spreads)
+            if moved > tolerance:
+                problems.append(f"{name}: {moved:.1%} of the held-out trials play differently (tolerance "
+                                f"{tolerance:.1%})")
+    return problems

@@ -128,7 +128,22 @@ def run_experiment(name: str, seed: int = 0, num_iterations: int | None = None,
         "torch": str(torch.__version__),
         "history": _compact(history),
     }
+    trials = heldout_trial_returns(learner)
+    if trials is not None:
+        result["trial_returns"] = trials
     return atomic_save(result, Path(out_dir) / f"{name}.pt")
+
+
+def heldout_trial_returns(learner: MetaLearner) -> torch.Tensor | None:
+    """The return of every held-out trial of an RL² learner, (num_eval_trials,) float64; None for other learners.
+
+    Stored in RL²'s result files beside the mean, so a re-score can be compared trial by trial (see
+    :func:`metarl_course.evaluation.rescore_problems`).
+    """
+    evaluate_trials = getattr(learner, "evaluate_trials", None)
+    if evaluate_trials is None:
+        return None
+    return torch.as_tensor(evaluate_trials()[0].trial_returns, dtype=torch.float64)
 
 
 def load_result(name: str, directory: str | Path = CHECKPOINT_DIR) -> tuple[MetaLearner, dict[str, Any]]:

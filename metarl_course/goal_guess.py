@@ -35,6 +35,7 @@ import numpy as np
 import torch
 
 from metarl_course.device import get_device
+from metarl_course.seeding import cpu_generator, normal
 from metarl_course.tasks.distribution import check_count
 from metarl_course.tasks.navigation import MAX_ACTION, BatchedNavigationEnv, NavigationDistribution, NavigationTask
 from metarl_course.training import History, train
@@ -95,7 +96,7 @@ def reinforce_gradient(
     log_probs, rewards = [], []
     for _ in range(config.horizon):
         mean = policy_mean(theta_rep, obs)
-        noise = torch.randn(mean.shape, generator=generator, device=mean.device)
+        noise = normal(mean.shape, generator, mean.device)
         action = (mean + config.action_std * noise).detach()
         log_probs.append(-((action - mean) ** 2).sum(-1) / (2 * config.action_std**2))  # up to a constant
         obs, reward, *_ = env.step(action)
@@ -150,7 +151,7 @@ class GoalGuessLearner:
         self.config = config
         self.heldout_tasks = list(heldout_tasks)
         self.theta = torch.tensor(theta0, dtype=torch.float32, device=get_device())
-        self.generator = torch.Generator(device=get_device()).manual_seed(seed)
+        self.generator = cpu_generator(seed)
 
     def sample_tasks(self, rng: np.random.Generator) -> list[NavigationTask]:
         few = len(self.train_tasks) < self.config.tasks_per_batch  # with replacement only if there are fewer
@@ -176,7 +177,7 @@ class GoalGuessLearner:
         """Mean return on the held-out tasks after 0 and ``inner_steps`` steps (nothing if none were given)."""
         if not self.heldout_tasks:
             return {}
-        generator = torch.Generator(device=self.theta.device).manual_seed(2017)  # the same noise every time
+        generator = cpu_generator(2017)  # the same noise every time
         _, returns = adapt(self.theta, self.heldout_tasks, self.config, self.config.inner_steps, generator)
         return {"eval/return_step0": returns[0].mean().item(), "eval/return_after": returns[-1].mean().item()}
 

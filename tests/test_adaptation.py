@@ -3,6 +3,7 @@ import pytest
 import torch
 
 from metarl_course.adaptation import adapt, adaptation_curve, batched_loss, parameters_of
+from metarl_course.device import get_device
 from metarl_course.evaluation import mean_ci, summarize
 from metarl_course.nets import MLP
 from metarl_course.tasks import SinusoidTaskDistribution
@@ -10,7 +11,7 @@ from metarl_course.tasks import SinusoidTaskDistribution
 
 def make(dtype=torch.float64, num_tasks=4):
     torch.manual_seed(0)
-    net = MLP(1, 1, hidden=(8, 8)).to(dtype)
+    net = MLP(1, 1, hidden=(8, 8)).to(device=get_device(), dtype=dtype)  # where the batch is
     batch = SinusoidTaskDistribution().sample_batch(num_tasks, 5, 7, np.random.default_rng(0), dtype=dtype)
     return net, batch
 

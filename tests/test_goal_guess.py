@@ -46,7 +46,7 @@ def test_meta_training_learns_where_the_goals_of_p_T_are():
     narrow = NavigationDistribution(goal_low=0.2, goal_high=0.5).sample(20, np.random.default_rng(0))
     theta0, history = meta_train(narrow, SMALL, num_iterations=30, seed=0)
     # the best fixed guess for goals U[0.2, 0.5]^2 is near the centre (0.35, 0.35); we started at (-0.8, 0.8)
-    assert torch.linalg.norm(theta0 - torch.tensor([0.35, 0.35])) < 0.15
+    assert torch.linalg.norm(theta0.cpu() - torch.tensor([0.35, 0.35])) < 0.15
     _, before = history["meta/return_before"]
     assert np.mean(before[-5:]) > np.mean(before[:5]) + 30
     assert meta_train(narrow, SMALL, num_iterations=3, seed=1)[0].tolist() == \
@@ -57,7 +57,7 @@ def test_a_single_meta_training_task_is_memorised():
     """Meta-overfitting in its purest form: with one training task, theta0 becomes that task's goal."""
     task = NavigationTask(goal=(-0.3, 0.1))
     theta0, _ = meta_train([task], SMALL, num_iterations=30, seed=0)
-    assert torch.linalg.norm(theta0 - torch.tensor(task.goal)) < 0.1
+    assert torch.linalg.norm(theta0.cpu() - torch.tensor(task.goal)) < 0.1
 
 
 def test_bad_hyperparameters_are_refused():

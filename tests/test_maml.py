@@ -3,6 +3,7 @@ import pytest
 import torch
 from torch import nn
 
+from metarl_course.device import get_device
 from metarl_course.adaptation import adapt, batched_loss, parameters_of
 from metarl_course.maml import MAMLConfig, MAMLLearner, maml_meta_loss, meta_gradient
 from metarl_course.nets import MLP, sinusoid_regressor
@@ -12,7 +13,7 @@ from metarl_course.training import train
 
 def setup(dtype=torch.float64, hidden=(16, 16), activation=nn.ReLU, num_tasks=5):
     torch.manual_seed(0)
-    net = MLP(1, 1, hidden=hidden, activation=activation).to(dtype)
+    net = MLP(1, 1, hidden=hidden, activation=activation).to(device=get_device(), dtype=dtype)  # where the batch is
     b = SinusoidTaskDistribution().sample_batch(num_tasks, 10, 10, np.random.default_rng(1), dtype=dtype)
     return net, b
 

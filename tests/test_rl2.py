@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 
 import numpy as np
 import pytest
@@ -277,17 +276,16 @@ RL2_EXPERIMENTS = ["rl2-bandit-n10-k5", "rl2-bandit-n100-k5", "rl2-mdp-n10", "rl
 
 @pytest.mark.parametrize("name", RL2_EXPERIMENTS)
 def test_shipped_checkpoint_scores_what_it_claims(name):
-    from metarl_course.experiments import CHECKPOINT_DIR, load_result
+    from metarl_course.evaluation import rescore_problems
+    from metarl_course.experiments import CHECKPOINT_DIR, heldout_trial_returns, load_result
 
     if not (CHECKPOINT_DIR / f"{name}.pt").exists():
         pytest.skip(f"{name}.pt not shipped")
     learner, data = load_result(name)
     assert learner.model.setting == RL2Config(**data["config"]).setting()
-    claimed = data["results"]
     measured = learner.evaluate_heldout()  # the same held-out tasks and random numbers as at the end of training
-    for key in ("eval/trial_return", "eval/trial_return_reset_every_episode"):
-        if key in claimed:
-            assert math.isclose(measured[key], claimed[key], rel_tol=1e-3, abs_tol=1e-3), (key, measured[key])
+    # within what floating point may move, as a mean and trial by trial (evaluation.rescore_problems)
+    assert not rescore_problems(name, data, measured, heldout_trial_returns(learner))
 
 
 def test_shipped_bandit_checkpoint_n10_beats_thompson_and_is_within_2_percent_of_gittins():

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 
+from metarl_course.device import get_device
 from metarl_course.tasks import SinusoidTask, SinusoidTaskDistribution, meta_train_test_split
 
 
@@ -11,7 +12,7 @@ def test_batch_shapes_values_and_ranges():
     dist = SinusoidTaskDistribution()
     batch = dist.sample_batch(25, num_support=10, num_query=15, rng=np.random.default_rng(0))
     assert batch.support_x.shape == (25, 10, 1) and batch.query_y.shape == (25, 15, 1)
-    assert batch.support_x.dtype == torch.float32 and batch.support_x.device.type == "cpu"
+    assert batch.support_x.dtype == torch.float32 and batch.support_x.device == get_device()
     assert ((batch.amplitude >= 0.1) & (batch.amplitude <= 5)).all()
     assert ((batch.phase >= 0) & (batch.phase <= math.pi)).all()
     assert ((batch.query_x >= -5) & (batch.query_x <= 5)).all()

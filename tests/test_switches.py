@@ -55,6 +55,7 @@ def test_threads_default_one_and_override(monkeypatch):
 
 def test_describe_mentions_device_and_mode(monkeypatch):
     monkeypatch.setenv("METARL_QUICK", "1")
+    monkeypatch.setenv("METARL_DEVICE", "cpu")  # pinned: the line must name the device the switch picks
     text = mc.describe()
     assert "device: cpu" in text and "quick" in text
 

@@ -57,6 +57,7 @@ import numpy as np
 import torch
 
 from metarl_course.device import get_device
+from metarl_course.seeding import cpu_generator, uniform
 
 POLICY_NAMES = (
     "random",
@@ -298,7 +299,7 @@ class EpsilonGreedyPolicy:
         if self.epsilon == 0.0:  # plain greedy draws nothing
             return None
         batch = successes.shape[0]
-        return torch.rand(batch, generator=generator, dtype=torch.float64, device=successes.device)  # (B,)
+        return uniform((batch,), generator, successes.device, torch.float64)  # (B,)
 
     def scores(self, successes, failures, step, noise):
         greedy = _empirical_means(successes, failures, self.pseudo_counts)  # (B, k)
@@ -332,10 +333,12 @@ class UCB1Policy:
 
 def sample_beta(alpha: torch.Tensor, beta: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """Beta(alpha, beta) samples, elementwise, from an explicit generator (ratio of two Gammas)."""
-    # torch.distributions takes no generator; torch._standard_gamma does.
-    x = torch._standard_gamma(alpha, generator=generator)
-    y = torch._standard_gamma(beta, generator=generator)
-    return x / (x + y)
+    # torch.distributions takes no generator; torch._standard_gamma does. Drawn on the generator's device (the
+    # CPU for the course) so a seed gives the same samples on any device.
+    source = generator.device if generator is not None else torch.device("cpu")
+    x = torch._standard_gamma(alpha.to(source), generator=generator)
+    y = torch._standard_gamma(beta.to(source), generator=generator)
+    return (x / (x + y)).to(alpha.device)
 
 
 @dataclass(frozen=True)
@@ -444,9 +447,9 @@ def run_bandit(
 
     Arguments:
         policy: a :class:`BanditPolicy`, e.g. from :func:`make_policy`.
-        arm_means: (B, k) float64, on the generator's device.
+        arm_means: (B, k) float64, on the device to play on.
         num_pulls: pulls per trial.
-        generator: the source of all randomness.
+        generator: the source of all randomness (a CPU generator gives the same game on any device).
     """
     num_tasks, num_arms = arm_means.shape
     _check_problem(num_arms, num_pulls)
@@ -457,9 +460,9 @@ def run_bandit(
     for step in range(num_pulls):
         noise = policy.draw(successes, failures, generator)
         scores = policy.scores(successes, failures, step, noise)  # (B, k)
-        tie_break = torch.rand(scores.shape, generator=generator, dtype=torch.float64, device=arm_means.device)
+        tie_break = uniform(scores.shape, generator, arm_means.device, torch.float64)
         arm = argmax_random_ties(scores, tie_break)[:, None]  # (B, 1)
-        reward_u = torch.rand((num_tasks, 1), generator=generator, dtype=torch.float64, device=arm_means.device)
+        reward_u = uniform((num_tasks, 1), generator, arm_means.device, torch.float64)
         reward = (reward_u < arm_means.gather(1, arm)).long()  # (B, 1)
         successes.scatter_add_(1, arm, reward)
         failures.scatter_add_(1, arm, 1 - reward)
@@ -512,8 +515,8 @@ def evaluate_bandit_policy(
     device = torch.device(device) if device is not None else get_device()
     if isinstance(policy, str):
         policy = make_policy(policy, num_pulls, config, device)
-    generator = torch.Generator(device=device).manual_seed(int(seed))
-    arm_means = sample_arm_means(num_trials, num_arms, generator)  # (num_trials, k)
+    generator = cpu_generator(int(seed))
+    arm_means = sample_arm_means(num_trials, num_arms, generator).to(device)  # (num_trials, k)
     totals = run_bandit(policy, arm_means, num_pulls, generator).total_rewards
     std = float(totals.std())
     return BanditEvaluation(

@@ -22,6 +22,7 @@ import torch
 
 from metarl_course.rl.bandit_baselines import ThompsonPolicy, argmax_random_ties
 from metarl_course.rl.rl2 import RL2ActorCritic, rollout
+from metarl_course.seeding import cpu_generator
 from metarl_course.tasks.bandits import BanditTask, BatchedBanditEnv
 
 
@@ -66,7 +67,7 @@ class BanditGame:
             raise ValueError(f"the model was trained for {model.setting.get('num_arms')} arms, "
                              f"this game has {self.task.num_arms}; load the matching checkpoint")
         env = BatchedBanditEnv([self.task], horizon=self.num_pulls, device=model.device)
-        trials = rollout(model, env, torch.Generator(device=model.device).manual_seed(self.seed), seed=self.seed,
+        trials = rollout(model, env, cpu_generator(self.seed), seed=self.seed,
                          greedy=greedy)
         return trials.actions[:, 0].tolist(), trials.rewards[:, 0].tolist()
 

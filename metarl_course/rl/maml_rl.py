@@ -41,6 +41,7 @@ from metarl_course.device import get_device
 from metarl_course.rl.policies import GaussianMLPPolicy, gaussian_kl, gaussian_log_prob, lvc_loss, reinforce_loss
 from metarl_course.rl.sampling import Episodes, expand_params, sample_env_steps, sample_episodes
 from metarl_course.rl.trpo import trpo_step
+from metarl_course.seeding import cpu_generator
 from metarl_course.tasks.navigation import BatchedNavigationEnv, NavigationDistribution, NavigationTask
 from metarl_course.training import ModelOptimizerState
 
@@ -222,7 +223,7 @@ class MAMLRLLearner(ModelOptimizerState):
     def adapt(self, batch: MetaBatch) -> Rollouts:
         """Sample with theta, take the inner steps (no graph; fresh episodes before each), sample with the result."""
         c, T = self.config, len(batch.tasks)
-        generator = torch.Generator(device=self.device).manual_seed(batch.noise_seed)
+        generator = cpu_generator(batch.noise_seed)
         params = expand_params({k: v.detach() for k, v in self.params.items()}, T)
         inner: list[Episodes] = []
         for step in range(0 if c.outer == "pretrained" else c.inner_steps):
@@ -387,7 +388,7 @@ def adaptation_returns(policy: GaussianMLPPolicy, config: MAMLRLConfig, tasks: l
         later_lr = config.step_size(1) if later_lr is None else later_lr
     later_lr = first_lr / 2 if later_lr is None else later_lr
     device = next(policy.parameters()).device
-    generator = torch.Generator(device=device).manual_seed(seed)
+    generator = cpu_generator(seed)
     params = expand_params({k: v.detach() for k, v in parameters_of(policy).items()}, len(tasks))
     curve = []
     budget = round(config.eval_budget * config.num_trajectories * config.horizon)

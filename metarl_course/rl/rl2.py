@@ -45,6 +45,7 @@ from torch.nn import functional as F
 from metarl_course.device import get_device
 from metarl_course.evaluation import mean_ci
 from metarl_course.rl.returns import gae
+from metarl_course.seeding import categorical, cpu_generator, normal
 from metarl_course.rl.bandit_baselines import sample_arm_means
 from metarl_course.tasks.bandits import BanditDistribution, BanditTask, BatchedBanditEnv
 from metarl_course.tasks.batched import BatchedEnv
@@ -294,10 +295,10 @@ class RL2ActorCritic(nn.Module):
         if self.discrete:
             if greedy:
                 return policy_out.argmax(-1)
-            return torch.multinomial(policy_out.softmax(-1), 1, generator=generator).squeeze(-1)
+            return categorical(policy_out.softmax(-1), generator)
         if greedy:
             return policy_out
-        noise = torch.randn(policy_out.shape, generator=generator, device=policy_out.device)
+        noise = normal(policy_out.shape, generator, policy_out.device)
         return policy_out + self.log_std.exp() * noise
 
     def get_extra_state(self) -> dict[str, Any]:
@@ -553,7 +554,7 @@ class RL2Learner(ModelOptimizerState):
         self.distribution = task_distribution(config)
         self.env = make_env(config, self.distribution.sample(config.num_trials, np.random.default_rng(seed)),
                             self.device)
-        self.generator = torch.Generator(device=self.device)
+        self.generator = torch.Generator()  # action noise, on the CPU whatever the device (seeding.uniform)
         self.cpu_generator = torch.Generator()
         self._heldout_env: BatchedEnv | None = None
         self.env_steps = 0
@@ -612,7 +613,7 @@ class RL2Learner(ModelOptimizerState):
                         greedy: bool = False) -> tuple[TrialEvaluation, Trials]:
         """Play the held-out trials (same tasks and random numbers every call) and score them."""
         env = self.heldout_env(num_trials)
-        generator = torch.Generator(device=self.device).manual_seed(self.config.eval_seed)
+        generator = cpu_generator(self.config.eval_seed)
         trials = rollout(self.model, env, generator, seed=self.config.eval_seed, greedy=greedy,
                          reset_hidden_every_episode=reset_hidden_every_episode)
         result = TrialEvaluation(trials.trial_returns().cpu().double().numpy(),
@@ -643,7 +644,7 @@ def evaluate_on_baseline_tasks(model: RL2ActorCritic, num_pulls: int, num_arms: 
     if model.setting != setting:
         raise ValueError(f"the model was trained for {model.setting}, not n={num_pulls}, k={num_arms}; "
                          "load the checkpoint of that setting")
-    generator = torch.Generator(device=model.device).manual_seed(int(seed))
+    generator = cpu_generator(int(seed))
     arm_means = sample_arm_means(num_trials, num_arms, generator).cpu().numpy()  # as the baselines draw them
     env = BatchedBanditEnv([BanditTask(arm_probs=tuple(p)) for p in arm_means], horizon=num_pulls, seed=seed,
                            device=model.device)
@@ -682,7 +683,7 @@ def navigation_goal_returns(model: RL2ActorCritic, goals: Sequence[NavigationTas
     horizon, episodes = model.setting["horizon"], model.setting["episodes_per_trial"]
     env = BatchedNavigationEnv([g for g in goals for _ in range(trials_per_goal)], horizon=horizon,
                                episodes_per_trial=episodes, device=model.device, goal_tolerance=goal_tolerance)
-    generator = torch.Generator(device=model.device).manual_seed(int(seed))
+    generator = cpu_generator(int(seed))
     trials = rollout(model, env, generator, seed=seed, greedy=greedy)
     per_trial = trials.episode_returns().cpu().double().numpy()  # (goals * trials_per_goal, episodes)
     return per_trial.reshape(len(goals), trials_per_goal, episodes).mean(1)

@@ -22,6 +22,7 @@ from metarl_course.rl.bandit_baselines import (
     sample_arm_means,
 )
 from metarl_course.rl.rl2 import RL2ActorCritic, rollout
+from metarl_course.seeding import cpu_generator
 from metarl_course.tasks.bandits import BanditTask, BatchedBanditEnv
 
 
@@ -68,7 +69,7 @@ def rl2_pulls(model: RL2ActorCritic, num_pulls: int, num_arms: int, num_trials: 
     arm_means = _arm_means(num_trials, num_arms, seed)
     env = BatchedBanditEnv([BanditTask(arm_probs=tuple(p)) for p in arm_means.numpy()], horizon=num_pulls,
                            device=model.device)
-    trials = rollout(model, env, torch.Generator(device=model.device).manual_seed(seed), seed=seed,
+    trials = rollout(model, env, cpu_generator(seed), seed=seed,
                      reset_hidden_every_episode=reset_hidden_every_episode)
     return BanditPulls("rl2", trials.actions.T.cpu().numpy(), trials.rewards.T.cpu().double().numpy(),
                        arm_means.numpy())

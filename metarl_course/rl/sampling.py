@@ -16,6 +16,7 @@ from torch import nn
 
 from metarl_course.adaptation import Params, batched_forward
 from metarl_course.rl.policies import gaussian_log_prob, split_output
+from metarl_course.seeding import normal
 from metarl_course.rl.returns import discounted_returns, linear_baseline, normalize_per_task
 from metarl_course.tasks.navigation import BatchedNavigationEnv, NavigationTask
 
@@ -112,7 +113,7 @@ def sample_episodes(policy: nn.Module, task_params: Params, tasks: list[Navigati
         obs_t = obs.reshape(T, N, -1)
         out = batched_forward(policy, task_params, obs_t)  # (T, N, 2 * act_dim)
         mean, log_std = split_output(out)
-        noise = torch.randn(mean.shape, generator=generator, device=device, dtype=mean.dtype)
+        noise = normal(mean.shape, generator, device, mean.dtype)
         actions = mean if deterministic else mean + torch.exp(log_std) * noise
         if not torch.isfinite(actions).all():
             raise FloatingPointError("the policy produced non-finite actions; the policy has diverged "

@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from metarl_course.tasks.batched import BatchedEnv
+from metarl_course.seeding import uniform
 from metarl_course.tasks.distribution import TaskDistribution, check_count, check_rng, reset_options
 
 NUM_PULLS = 100
@@ -268,7 +269,7 @@ class BatchedBanditEnv(BatchedEnv[BanditTask]):
 
     def _start_trial(self) -> tuple[torch.Tensor, dict[str, Any]]:
         shape = (self.num_envs, self.trial_length)
-        noise = torch.rand(shape, generator=self.generator, device=self.device)  # (N, T)
+        noise = uniform(shape, self.generator, self.device)  # (N, T)
         # The payout of every arm at every step of the trial, decided now from the same uniforms:
         # a step is then a single gather. (T, N, k) float32; 25 MB for 256 tasks x 500 pulls x 50 arms.
         self._payouts = (noise.T[:, :, None] < self._probs[None]).float().unbind(0)  # T views of (N, k)

@@ -81,7 +81,7 @@ class BatchedEnv(ABC, Generic[TaskT]):
         self.horizon = check_count("horizon", horizon)
         self.episodes_per_trial = check_count("episodes_per_trial", episodes_per_trial)
         self.device = torch.device(device) if device is not None else get_device()
-        self.generator = torch.Generator(device=self.device)
+        self.generator = torch.Generator()  # on the CPU whatever the device: see seeding.uniform
         self.generator.manual_seed(check_count("seed", seed, minimum=0))
         self.tasks: tuple[TaskT, ...] = ()
         self.set_tasks(tasks)

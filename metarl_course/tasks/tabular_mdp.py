@@ -37,6 +37,7 @@ import numpy as np
 import torch
 
 from metarl_course.tasks.bandits import _check_arm, _check_noise
+from metarl_course.seeding import normal, uniform
 from metarl_course.tasks.batched import BatchedEnv
 from metarl_course.tasks.distribution import TaskDistribution, check_count, check_rng, reset_options
 
@@ -297,8 +298,8 @@ class BatchedTabularMDPEnv(BatchedEnv[TabularMDPTask]):
 
     def _start_trial(self) -> tuple[torch.Tensor, dict[str, Any]]:
         shape = (self.num_envs, self.trial_length)
-        u = torch.rand(shape, generator=self.generator, device=self.device)
-        eps = torch.randn(shape, generator=self.generator, device=self.device)
+        u = uniform(shape, self.generator, self.device)
+        eps = normal(shape, self.generator, self.device)
         self._noise = torch.stack([u, eps], dim=-1)  # (N, T, 2)
         return self._start_episode(), {"noise": self._noise}
 
