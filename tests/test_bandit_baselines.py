@@ -16,6 +16,7 @@ from metarl_course.rl.bandit_baselines import (
     PAPER_TABLE1,
     POLICY_NAMES,
     BanditBaselineConfig,
+    bayes_optimal_ceiling,
     bayes_optimal_value,
     default_gittins_discount,
     evaluate_bandit_policy,
@@ -108,6 +109,10 @@ def _naive_score(name, s, f, step, noise_b, config, num_arms, table):
         return mean
     if name == "epsilon_greedy":
         return 0.0 if noise_b < config.epsilon else mean
+    if name == "ucb1_textbook":  # c = 1, no pseudo-counts, whatever the config says
+        if s + f == 0:
+            return math.inf
+        return s / (s + f) + math.sqrt(2.0 * math.log(max(step, 1)) / (s + f))
     if name == "ucb1":
         pulls = s + f + 2 * c
         t = step + 2 * c * num_arms
@@ -203,7 +208,7 @@ def test_gittins_is_near_bayes_optimal(num_arms, num_pulls):
 # The paper's OTS (6.5 at n = 10, far above its TS at 5.7) is not reproduced by
 # Chapelle & Li's definition implemented here (5.97 +/- 0.03 at n = 10,
 # 75.8 +/- 0.2 at n = 100, 20,000 trials): the paper's variant must differ.
-NOT_COMPARABLE = {"optimistic_thompson"}
+NOT_COMPARABLE = {"optimistic_thompson", "ucb1_textbook"}  # the paper's table has one UCB1, tuned as ours
 
 
 @pytest.fixture(scope="module")
@@ -258,3 +263,19 @@ def test_bad_input_raises(kwargs, match):
 def test_bad_config_raises(kwargs):
     with pytest.raises(ValueError, match=next(iter(kwargs))):
         BanditBaselineConfig(**kwargs)
+
+
+def test_textbook_ucb1_explores_too_much_for_short_trials():
+    """The tables show both UCB1s: Auer et al.'s (c = 1, no pseudo-counts) is far below the tuned one."""
+    textbook = evaluate_bandit_policy("ucb1_textbook", 5, 100, num_trials=2000, seed=0, device="cpu")
+    tuned = evaluate_bandit_policy("ucb1", 5, 100, num_trials=2000, seed=0, device="cpu")
+    assert tuned.mean - textbook.mean > 5 * (tuned.ci95 + textbook.ci95) / 2
+
+
+def test_the_ceiling_is_exact_where_computable_and_a_bound_beyond():
+    value, exact = bayes_optimal_ceiling(5, 10)
+    assert exact and value == pytest.approx(6.660, abs=5e-4)  # computed independently: 6.660
+    bound, exact = bayes_optimal_ceiling(5, 100)
+    assert not exact and bound == pytest.approx(500 / 6)
+    gittins = evaluate_bandit_policy("gittins", 5, 100, num_trials=2000, seed=0, device="cpu")
+    assert gittins.mean < bound  # a policy's score stays below the told-the-arms bound

@@ -16,7 +16,7 @@ A widget whose callback breaks (say, a renamed argument) shows no error to nbval
 here it fails with the chapter and the widget named.
 
 Time: the chapters run at the same time, each in its own tab and kernel, so that the kernels' computing overlaps
-(and the waiting for the browser with it); the whole test is bounded by one budget (three minutes after a bounded
+(and the waiting for the browser with it); the whole test is bounded by one budget (400 s after a bounded
 warm-up of a cold JupyterLab), and every wait inside it by its own limit as well. Each chapter prints how long its
 *Run All* took and its slowest cells (JupyterLab records each cell's timing).
 

@@ -64,6 +64,7 @@ POLICY_NAMES = (
     "greedy",
     "epsilon_greedy",
     "ucb1",
+    "ucb1_textbook",
     "thompson",
     "optimistic_thompson",
     "gittins",
@@ -389,6 +390,8 @@ def make_policy(
         return EpsilonGreedyPolicy(epsilon=config.epsilon, pseudo_counts=config.pseudo_counts)
     if name == "ucb1":
         return UCB1Policy(c=config.ucb_c, pseudo_counts=config.pseudo_counts)
+    if name == "ucb1_textbook":  # Auer et al. (2002) as published: c = 1, every arm pulled once first
+        return UCB1Policy(c=1.0, pseudo_counts=0, name="ucb1_textbook")
     if name in ("thompson", "optimistic_thompson"):
         return ThompsonPolicy(optimistic=name == "optimistic_thompson", name=name)
     if name == "gittins":
@@ -594,6 +597,30 @@ def bayes_optimal_value(num_arms: int, num_pulls: int) -> float:
         return best
 
     return value(((0, 0),) * num_arms, num_pulls)
+
+
+BAYES_OPTIMAL_MAX_PULLS = 20
+""":func:`bayes_optimal_value` is computed up to this many pulls (k = 5, n = 20: about 3 s; it grows fast)."""
+
+POLICY_LABELS = {
+    "random": "random", "greedy": "greedy", "epsilon_greedy": "epsilon-greedy (0.05)",
+    "ucb1": "UCB1, tuned (c = 0.2, Beta(1, 1) counts)", "ucb1_textbook": "UCB1, textbook (Auer et al. 2002)",
+    "thompson": "Thompson sampling", "optimistic_thompson": "optimistic Thompson sampling",
+    "gittins": "Gittins index", "rl2": "RL²",
+}
+"""How the tables name each policy (two UCB1s: the tuned one of :class:`BanditBaselineConfig` and Auer et al.'s)."""
+
+
+def bayes_optimal_ceiling(num_arms: int, num_pulls: int) -> tuple[float, bool]:
+    """The best expected total any policy can reach on bandits with arm means U[0, 1], and whether it is exact.
+
+    Up to :data:`BAYES_OPTIMAL_MAX_PULLS` pulls: the exact Bayes-optimal value (:func:`bayes_optimal_value`),
+    e.g. 6.660 for k = 5, n = 10. Beyond: an upper bound, the expected total of an agent told the arm means,
+    ``n * k / (k + 1)`` (the mean of the largest of k uniforms); a policy's measured score is a lower bound.
+    """
+    if num_pulls <= BAYES_OPTIMAL_MAX_PULLS:
+        return bayes_optimal_value(num_arms, num_pulls), True
+    return num_pulls * num_arms / (num_arms + 1), False
 
 
 def index_policy_value(

@@ -16,7 +16,9 @@ import torch
 from metarl_course.evaluation import mean_ci
 from metarl_course.rl.bandit_baselines import (
     PAPER_TABLE1,
+    POLICY_LABELS,
     POLICY_NAMES,
+    bayes_optimal_ceiling,
     make_policy,
     run_bandit,
     sample_arm_means,
@@ -84,18 +86,60 @@ def baseline_pulls(name: str, num_pulls: int, num_arms: int, num_trials: int = 1
 
 
 def comparison_table(rl2: BanditPulls, baselines: list[BanditPulls]) -> str:
-    """Markdown: mean total reward +/- 95% CI of RL² and every baseline, beside Duan et al.'s Table 1."""
+    """Markdown: mean total reward +/- 95% CI (Student t) of RL² and every baseline, beside Duan et al.'s Table 1,
+    with the best any policy can do (:func:`bayes_optimal_ceiling`) as the last row."""
     num_trials, num_pulls = rl2.rewards.shape
     num_arms = rl2.arm_means.shape[1]
     paper = PAPER_TABLE1.get((num_pulls, num_arms), {})
-    lines = [f"| policy (n = {num_pulls}, k = {num_arms}, {num_trials} trials) | measured | RL² minus it "
+    lines = [f"| policy (n = {num_pulls}, k = {num_arms}, {num_trials} trials) | measured (95% CI) | RL² minus it "
              "(paired, 95% CI) | Duan et al. 2016 |", "| --- | --- | --- | --- |"]
     for pulls in [rl2, *baselines]:
         mean, hw = mean_ci(pulls.totals)
         diff = "" if pulls is rl2 else "{:+.2f} +/- {:.2f}".format(*mean_ci(rl2.totals - pulls.totals))
         ref = paper.get(pulls.name)
-        lines.append(f"| {pulls.name} | {mean:.2f} +/- {hw:.2f} | {diff} | {'-' if ref is None else ref} |")
+        lines.append(f"| {POLICY_LABELS.get(pulls.name, pulls.name)} | {mean:.2f} +/- {hw:.2f} | {diff} | "
+                     f"{'-' if ref is None else ref} |")
+    ceiling, exact = bayes_optimal_ceiling(num_arms, num_pulls)
+    gap = "{:+.2f} +/- {:.2f}".format(mean_ci(rl2.totals)[0] - ceiling, mean_ci(rl2.totals)[1])
+    label = "Bayes-optimal (exact, dynamic programming)" if exact else "told the arm means (above Bayes-optimal)"
+    lines.append(f"| {label} | {ceiling:.3f} | {gap} | - |")
     return "\n".join(lines)
 
 
-__all__ = ["BanditPulls", "POLICY_NAMES", "baseline_pulls", "comparison_table", "rl2_pulls"]
+@dataclass(frozen=True)
+class BanditSetScores:
+    """RL² on several independent sets of common bandits: its score on each, and its gaps, paired per set."""
+
+    seeds: tuple[int, ...]
+    rl2: np.ndarray
+    """(S, 2) RL²'s mean and 95% CI half-width on each set."""
+    minus_gittins: np.ndarray
+    """(S, 2) RL² minus the Gittins index on the same bandits and luck: mean and 95% CI (paired)."""
+    ceiling: float
+    """The exact Bayes-optimal expected total, or an upper bound (``exact`` False)."""
+    exact: bool
+
+    def table(self) -> str:
+        """Markdown, one row per bandit set."""
+        lines = ["| bandit set (seed) | RL² (95% CI) | RL² minus Gittins (paired, 95% CI) | RL² minus "
+                 + ("Bayes-optimal" if self.exact else "the told-the-arms bound") + " |", "| --- | --- | --- | --- |"]
+        for seed, (m, h), (d, dh) in zip(self.seeds, self.rl2, self.minus_gittins):
+            lines.append(f"| {seed} | {m:.3f} +/- {h:.3f} | {d:+.3f} +/- {dh:.3f} | {m - self.ceiling:+.3f} +/- {h:.3f} |")
+        return "\n".join(lines)
+
+
+def bandit_set_scores(model: RL2ActorCritic, num_pulls: int, num_arms: int, seeds: tuple[int, ...] = (0, 1, 2, 3),
+                      num_trials: int = 5000) -> BanditSetScores:
+    """RL² and Gittins on ``len(seeds)`` independent sets of ``num_trials`` common bandits each.
+
+    One set's score moves with the set (the bandits and the luck drawn for it); several sets show by how much,
+    and a score above the exact ceiling on one set is that noise, not a better policy.
+    """
+    rl2, gaps = [], []
+    for seed in seeds:
+        ours = rl2_pulls(model, num_pulls, num_arms, num_trials=num_trials, seed=seed)
+        gittins = baseline_pulls("gittins", num_pulls, num_arms, num_trials=num_trials, seed=seed)
+        rl2.append(mean_ci(ours.totals))
+        gaps.append(mean_ci(ours.totals - gittins.totals))
+    ceiling, exact = bayes_optimal_ceiling(num_arms, num_pulls)
+    return BanditSetScores(tuple(seeds), np.array(rl2, dtype=float), np.array(gaps, dtype=float), ceiling, exact)
