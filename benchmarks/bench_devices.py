@@ -36,29 +36,27 @@ def maml(meta_batch: int, hidden: tuple[int, ...]) -> Workload:
         model = MLP(1, 1, hidden=hidden).to(device)
         learner = MAMLLearner(model, MAMLConfig(meta_batch_size=meta_batch), SinusoidTaskDistribution(),
                               heldout_batch(10, num_tasks=2, device=device))
-        rng = np.random.default_rng(0)
-
-        def step() -> None:
-            tasks = learner.sample_tasks(rng)
-            adapted = learner.adapt(tasks)
-            loss, _ = learner.evaluate(tasks, adapted)
-            learner.meta_update(tasks, adapted, loss)
-        return step
+        return training_step(learner)
     return build
+
+
+def training_step(learner) -> Callable[[], None]:
+    """One iteration of the course's training loop (sample tasks, adapt, evaluate, meta-update)."""
+    rng = np.random.default_rng(0)
+
+    def step() -> None:
+        tasks = learner.sample_tasks(rng)
+        adapted = learner.adapt(tasks)
+        loss, _ = learner.evaluate(tasks, adapted)
+        learner.meta_update(tasks, adapted, loss)
+    return step
 
 
 def rl2(num_trials: int) -> Workload:
     """One RL² training iteration on bandits (n = 10, k = 5): collect a trial of every task, then PPO."""
     def build(device: torch.device) -> Callable[[], None]:
         learner = RL2Learner(RL2Config.bandit(num_pulls=10, num_arms=5, num_trials=num_trials), seed=0, device=device)
-        rng = np.random.default_rng(0)
-
-        def step() -> None:
-            tasks = learner.sample_tasks(rng)
-            adapted = learner.adapt(tasks)
-            loss, _ = learner.evaluate(tasks, adapted)
-            learner.meta_update(tasks, adapted, loss)
-        return step
+        return training_step(learner)
     return build
 
 

@@ -66,3 +66,21 @@ def test_seed_everything_repeats():
     assert (a[0] == b[0]).all() and torch.equal(a[1], b[1])
     with pytest.raises(ValueError):
         mc.seed_everything(-1)
+
+
+def test_random_numbers_are_drawn_on_the_cpu_whatever_the_device():
+    """seeding.uniform / normal / categorical give torch's CPU stream, on the course's device: one seed, the same
+    episodes on a CPU and a GPU (and exactly the numbers the shipped results were scored with)."""
+    from metarl_course.seeding import categorical, cpu_generator, normal, uniform
+
+    device = get_device()
+    for draw, reference in ((uniform, torch.rand), (normal, torch.randn)):
+        ours = draw((4, 5), cpu_generator(3), device, torch.float64)
+        assert ours.device == device and ours.dtype == torch.float64
+        assert torch.equal(ours.cpu(), reference((4, 5), generator=cpu_generator(3), dtype=torch.float64))
+    probs = torch.tensor([[0.1, 0.2, 0.7], [0.5, 0.5, 0.0]], device=device).repeat(50, 1)
+    arms = categorical(probs, cpu_generator(4))
+    assert arms.device == device and arms.shape == (100,)
+    assert torch.equal(arms.cpu(), torch.multinomial(probs.cpu(), 1, generator=cpu_generator(4)).squeeze(-1))
+    with pytest.raises(ValueError, match="non-negative integer"):
+        cpu_generator(-1)
