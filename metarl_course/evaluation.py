@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -100,8 +100,6 @@ def paired_difference(a: np.ndarray | torch.Tensor, b: np.ndarray | torch.Tensor
     return summarize(a_ - b_, confidence)
 
 
-
-
 # ---------------------------------------------------------------------------------------------------------------
 # Re-scoring a shipped result on another machine
 # ---------------------------------------------------------------------------------------------------------------
@@ -114,6 +112,18 @@ SPREAD_FACTOR = 4.0
 """A metric's tolerance is this many times its measured spread (see :func:`rescore_tolerance`)."""
 TRIAL_MOVE = 0.5
 """A trial has "moved" when its return differs from the stored one by more than this (a bandit pays 0 or 1)."""
+
+
+def perturb_weights(model: torch.nn.Module, relative: float, seed: int = 0) -> None:
+    """Multiply every floating-point weight of ``model`` in place by (1 + relative * N(0, 1)), noise from ``seed``.
+
+    Relative 1e-6 stands in for another machine's rounding (:data:`SPREAD_FILE`); 1e-2 or 1e-1 for a changed model.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.is_floating_point():
+                p.mul_(1 + relative * torch.randn(p.shape, generator=generator, dtype=p.dtype).to(p.device))
 
 
 def load_spreads() -> dict[str, dict[str, float]]:

@@ -40,7 +40,8 @@ def cpu_generator(seed: int) -> torch.Generator:
     return torch.Generator(device="cpu").manual_seed(int(seed))
 
 
-def _source(generator: torch.Generator | None) -> torch.device:
+def generator_device(generator: torch.Generator | None) -> torch.device:
+    """Where ``generator`` draws (``None``: torch's global CPU stream)."""
     return generator.device if generator is not None else torch.device("cpu")
 
 
@@ -50,15 +51,15 @@ def uniform(shape: tuple[int, ...], generator: torch.Generator | None, device: t
 
     ``generator=None`` draws from torch's global CPU stream.
     """
-    return torch.rand(shape, generator=generator, dtype=dtype, device=_source(generator)).to(device)
+    return torch.rand(shape, generator=generator, dtype=dtype, device=generator_device(generator)).to(device)
 
 
 def normal(shape: tuple[int, ...], generator: torch.Generator | None, device: torch.device | str,
            dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """Standard normal numbers of ``shape``, drawn as :func:`uniform` draws (same seed, same numbers on any device)."""
-    return torch.randn(shape, generator=generator, dtype=dtype, device=_source(generator)).to(device)
+    return torch.randn(shape, generator=generator, dtype=dtype, device=generator_device(generator)).to(device)
 
 
 def categorical(probs: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
     """One index per row of ``probs`` (B, k), sampled on ``generator``'s device; returned on ``probs.device``, (B,)."""
-    return torch.multinomial(probs.to(_source(generator)), 1, generator=generator).squeeze(-1).to(probs.device)
+    return torch.multinomial(probs.to(generator_device(generator)), 1, generator=generator).squeeze(-1).to(probs.device)

@@ -8,7 +8,7 @@ import torch
 
 from metarl_course.__main__ import main
 from metarl_course.device import get_device
-from metarl_course.evaluation import load_spreads, rescore_problems, rescore_tolerance
+from metarl_course.evaluation import load_spreads, perturb_weights, rescore_problems, rescore_tolerance
 from metarl_course.experiments import EXPERIMENTS, heldout_trial_returns, load_result, run_experiment
 from metarl_course.maml import MAMLConfig, MAMLLearner
 from metarl_course.nets import sinusoid_regressor
@@ -265,10 +265,7 @@ def test_the_rescore_check_catches_a_slightly_perturbed_model(name):
     """The tolerances are wide enough for rounding, and not so wide that a changed model passes: every weight
     multiplied by (1 + 0.1 N(0, 1)) fails the check (``tools/rescore_spread.py`` prints the margins)."""
     learner_, data = load_result(name)
-    generator = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        for p in learner_.model.parameters():
-            p.mul_(1 + 0.1 * torch.randn(p.shape, generator=generator, dtype=p.dtype).to(p.device))
+    perturb_weights(learner_.model, 0.1, seed=0)
     assert rescore_problems(name, data, learner_.evaluate_heldout(), heldout_trial_returns(learner_))
 
 

@@ -25,25 +25,19 @@ import argparse
 import sys
 import time
 
-import torch
 
 import json
 
 import numpy as np
 
-from metarl_course.evaluation import SPREAD_FILE, TRIAL_MOVE, rescore_tolerance, trial_tolerance
+from metarl_course.evaluation import SPREAD_FILE, TRIAL_MOVE, perturb_weights, rescore_tolerance, trial_tolerance
 from metarl_course.experiments import CHECKPOINT_DIR, EXPERIMENTS, heldout_trial_returns, load_result
 
 
 def perturbed(name: str, relative: float, seed: int) -> tuple[dict[str, float], np.ndarray | None]:
     """Re-score ``name`` with every weight multiplied by (1 + relative * N(0, 1)); its trial returns (RL² only)."""
     learner, _ = load_result(name)
-    generator = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in learner.model.parameters():
-            if p.is_floating_point():
-                noise = torch.randn(p.shape, generator=generator, dtype=p.dtype).to(p.device)
-                p.mul_(1 + relative * noise)
+    perturb_weights(learner.model, relative, seed)
     trials = heldout_trial_returns(learner)
     return learner.evaluate_heldout(), None if trials is None else trials.numpy()
 

@@ -57,7 +57,7 @@ import numpy as np
 import torch
 
 from metarl_course.device import get_device
-from metarl_course.seeding import cpu_generator, uniform
+from metarl_course.seeding import cpu_generator, generator_device, uniform
 
 POLICY_NAMES = (
     "random",
@@ -336,7 +336,7 @@ def sample_beta(alpha: torch.Tensor, beta: torch.Tensor, generator: torch.Genera
     """Beta(alpha, beta) samples, elementwise, from an explicit generator (ratio of two Gammas)."""
     # torch.distributions takes no generator; torch._standard_gamma does. Drawn on the generator's device (the
     # CPU for the course) so a seed gives the same samples on any device.
-    source = generator.device if generator is not None else torch.device("cpu")
+    source = generator_device(generator)
     x = torch._standard_gamma(alpha.to(source), generator=generator)
     y = torch._standard_gamma(beta.to(source), generator=generator)
     return (x / (x + y)).to(alpha.device)

@@ -44,9 +44,9 @@ from torch.nn import functional as F
 
 from metarl_course.device import get_device
 from metarl_course.evaluation import mean_ci
+from metarl_course.rl.bandit_baselines import sample_arm_means
 from metarl_course.rl.returns import gae
 from metarl_course.seeding import categorical, cpu_generator, normal
-from metarl_course.rl.bandit_baselines import sample_arm_means
 from metarl_course.tasks.bandits import BanditDistribution, BanditTask, BatchedBanditEnv
 from metarl_course.tasks.batched import BatchedEnv
 from metarl_course.tasks.navigation import (
@@ -554,8 +554,9 @@ class RL2Learner(ModelOptimizerState):
         self.distribution = task_distribution(config)
         self.env = make_env(config, self.distribution.sample(config.num_trials, np.random.default_rng(seed)),
                             self.device)
-        self.generator = torch.Generator()  # action noise, on the CPU whatever the device (seeding.uniform)
-        self.cpu_generator = torch.Generator()
+        # both on the CPU whatever the device (metarl_course.seeding), both seeded per iteration in adapt
+        self.generator = torch.Generator()  # action noise of the rollout
+        self.minibatch_generator = torch.Generator()  # PPO's minibatch order
         self._heldout_env: BatchedEnv | None = None
         self.env_steps = 0
         """Environment steps simulated for meta-training so far (logged as ``charts/env_steps``; resumed runs keep it)."""
@@ -582,7 +583,7 @@ class RL2Learner(ModelOptimizerState):
         tasks, seed = tasks
         self.env.set_tasks(tasks)
         self.generator.manual_seed(seed)
-        self.cpu_generator.manual_seed(seed)
+        self.minibatch_generator.manual_seed(seed)
         trials = rollout(self.model, self.env, self.generator, seed=seed)
         self.env_steps += trials.num_steps
         return trials
@@ -596,7 +597,7 @@ class RL2Learner(ModelOptimizerState):
         return -returns.mean(), metrics
 
     def meta_update(self, tasks, adapted: Trials, meta_loss: torch.Tensor) -> dict[str, float]:
-        metrics = ppo_update(self.model, self.optimizer, adapted, self.config, self.cpu_generator,
+        metrics = ppo_update(self.model, self.optimizer, adapted, self.config, self.minibatch_generator,
                              iteration=self.updates)
         self.updates += 1
         return metrics

@@ -62,7 +62,7 @@ class BanditPulls:
 
 
 def _arm_means(num_trials: int, num_arms: int, seed: int) -> torch.Tensor:
-    return sample_arm_means(num_trials, num_arms, torch.Generator().manual_seed(int(seed)))  # (B, k) float64
+    return sample_arm_means(num_trials, num_arms, cpu_generator(int(seed)))  # (B, k) float64
 
 
 def rl2_pulls(model: RL2ActorCritic, num_pulls: int, num_arms: int, num_trials: int = 1000, seed: int = 0,
@@ -79,7 +79,7 @@ def rl2_pulls(model: RL2ActorCritic, num_pulls: int, num_arms: int, num_trials: 
 
 def baseline_pulls(name: str, num_pulls: int, num_arms: int, num_trials: int = 1000, seed: int = 0) -> BanditPulls:
     """Baseline ``name`` (one of :data:`POLICY_NAMES`) on the common bandits of ``seed``."""
-    generator = torch.Generator().manual_seed(int(seed))
+    generator = cpu_generator(int(seed))
     arm_means = sample_arm_means(num_trials, num_arms, generator)  # the same draws as _arm_means
     result = run_bandit(make_policy(name, num_pulls, device="cpu"), arm_means, num_pulls, generator)
     return BanditPulls(name, result.arms.numpy(), result.rewards.numpy(), arm_means.numpy())
@@ -100,7 +100,8 @@ def comparison_table(rl2: BanditPulls, baselines: list[BanditPulls]) -> str:
         lines.append(f"| {POLICY_LABELS.get(pulls.name, pulls.name)} | {mean:.2f} +/- {hw:.2f} | {diff} | "
                      f"{'-' if ref is None else ref} |")
     ceiling, exact = bayes_optimal_ceiling(num_arms, num_pulls)
-    gap = "{:+.2f} +/- {:.2f}".format(mean_ci(rl2.totals)[0] - ceiling, mean_ci(rl2.totals)[1])
+    mean, hw = mean_ci(rl2.totals)
+    gap = f"{mean - ceiling:+.2f} +/- {hw:.2f}"  # an exact number: the interval is RL²'s own
     label = "Bayes-optimal (exact, dynamic programming)" if exact else "told the arm means (above Bayes-optimal)"
     lines.append(f"| {label} | {ceiling:.3f} | {gap} | - |")
     return "\n".join(lines)

@@ -16,8 +16,8 @@ from torch import nn
 
 from metarl_course.adaptation import Params, batched_forward
 from metarl_course.rl.policies import gaussian_log_prob, split_output
-from metarl_course.seeding import normal
 from metarl_course.rl.returns import discounted_returns, linear_baseline, normalize_per_task
+from metarl_course.seeding import normal
 from metarl_course.tasks.navigation import BatchedNavigationEnv, NavigationTask
 
 

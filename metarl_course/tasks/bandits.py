@@ -28,8 +28,8 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from metarl_course.tasks.batched import BatchedEnv
 from metarl_course.seeding import uniform
+from metarl_course.tasks.batched import BatchedEnv
 from metarl_course.tasks.distribution import TaskDistribution, check_count, check_rng, reset_options
 
 NUM_PULLS = 100
