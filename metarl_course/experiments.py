@@ -217,6 +217,14 @@ def _navigation_experiments() -> dict[str, Experiment]:
                              MAMLRLConfig(outer="promp", meta_batch_size=20), 120),
         "pretrained-navigation": ("one policy trained with TRPO on all goals (no inner step)",
                                   MAMLRLConfig(outer="pretrained", inner_lr=0.05), 100),
+        # the papers' convention for episodes that end at the goal, side by side with the two above
+        "maml-trpo-2step-real-steps-navigation": ("maml-trpo-2step-navigation with losses and baseline over the "
+                                                  "steps the episodes really took (Finn et al.'s sampler)",
+                                                  MAMLRLConfig(inner_steps=2, loss_after_every_step=True,
+                                                               real_steps_only=True), 75),
+        "promp-real-steps-navigation": ("promp-navigation with losses and baseline over the steps the episodes "
+                                        "really took (Rothfuss et al.'s sampler)",
+                                        MAMLRLConfig(outer="promp", meta_batch_size=20, real_steps_only=True), 120),
     }
     return {name: Experiment(name, text, _maml_rl(config), iterations, 3, 25, config.to_dict())
             for name, (text, config, iterations) in variants.items()}

@@ -317,3 +317,69 @@ def test_later_step_size_is_chosen_on_validation_goals_not_the_heldout_ones():
     assert scores[0.1] == pytest.approx(adaptation_returns(policy, config, goals, 2, 0, later_lr=0.1)[:, -1].mean().item())
     with pytest.raises(ValueError, match="candidates"):
         choose_later_lr(policy, config, (0.1, -1.0), goals)
+
+
+def _episodes_that_end_early(seed=0, T=3, N=4, H=12):
+    """Random episodes of T tasks whose episodes end after 3..H steps (alive False after; rewards 0 there)."""
+    g = torch.Generator().manual_seed(seed)
+    lengths = torch.randint(3, H + 1, (T, N), generator=g)
+    alive = torch.arange(H)[None, None, :] < lengths[..., None]  # (T, N, H)
+    obs = torch.randn(T, N, H, 2, generator=g, dtype=torch.float64)
+    actions = torch.randn(T, N, H, 2, generator=g, dtype=torch.float64)
+    rewards = torch.where(alive, -torch.rand(T, N, H, generator=g, dtype=torch.float64), torch.zeros(()))
+    outputs = torch.zeros(T, N, H, 4, dtype=torch.float64)
+    return Episodes(obs=obs, actions=actions, rewards=rewards, log_probs=gaussian_log_prob(outputs, actions),
+                    outputs=outputs, alive=alive)
+
+
+def _cut_paths_step(policy, episodes, lr, gamma):
+    """The papers' samplers: each path cut where it ends, the baseline fitted on real steps only, advantages
+    normalised over them, the loss a mean over them; one gradient step per task (written independently)."""
+    returns = discounted_returns(episodes.rewards, gamma)
+    steps = []
+    for task in range(episodes.obs.shape[0]):
+        alive = episodes.alive[task]
+        obs, ret = episodes.obs[task][alive], returns[task][alive]  # (M, 2), (M,): the real steps only
+        t = (torch.nonzero(alive)[:, 1].double() / 100.0)[:, None]
+        features = torch.cat([obs, obs ** 2, t, t ** 2, t ** 3, torch.ones_like(t)], dim=1)
+        weights = torch.linalg.solve(features.T @ features + 1e-5 * torch.eye(features.shape[1], dtype=torch.float64),
+                                     features.T @ ret)
+        adv = ret - features @ weights
+        adv = (adv - adv.mean()) / (adv.std() + 1e-8)
+        params = {k: v.detach().clone().requires_grad_() for k, v in policy.named_parameters()}
+        out = torch.func.functional_call(policy, params, (obs,))
+        loss = -(gaussian_log_prob(out, episodes.actions[task][alive]) * adv).mean()
+        grads = torch.autograd.grad(loss, list(params.values()))
+        steps.append({k: v - lr * grad for (k, v), grad in zip(params.items(), grads)})
+    return steps
+
+
+def test_real_steps_only_matches_cut_paths_and_differs_from_the_padded_convention():
+    """MAMLRLConfig.real_steps_only: the inner step equals one computed on paths cut where they end (Finn et al.'s
+    and Rothfuss et al.'s samplers); the default (padded steps counted) gives another step when episodes end early."""
+    torch.manual_seed(0)
+    policy = GaussianMLPPolicy(2, 2, hidden=(8,)).double()
+    episodes = _episodes_that_end_early()
+    params = expand_params({k: v.detach() for k, v in parameters_of(policy).items()}, 3)
+    real = adapt_policy(policy, params, episodes, 0.1, 0.99, per_task_params=True, real_steps_only=True)
+    padded = adapt_policy(policy, params, episodes, 0.1, 0.99, per_task_params=True)
+    reference = _cut_paths_step(policy, episodes, 0.1, 0.99)
+    for task, ref in enumerate(reference):
+        for name, value in ref.items():
+            assert torch.allclose(real[name][task], value, atol=1e-10), (task, name)
+    assert max((real[k] - padded[k]).abs().max().item() for k in real) > 1e-3
+    # every step real: the two conventions are the same
+    full = Episodes(**{**{f: getattr(episodes, f) for f in ("obs", "actions", "rewards", "log_probs", "outputs")},
+                       "alive": torch.ones_like(episodes.alive)})
+    a = adapt_policy(policy, params, full, 0.1, 0.99, per_task_params=True, real_steps_only=True)
+    b = adapt_policy(policy, params, full, 0.1, 0.99, per_task_params=True)
+    assert all(torch.allclose(a[k], b[k], atol=1e-12) for k in a)
+
+
+@pytest.mark.parametrize("outer", ["maml-trpo", "promp"])
+def test_real_steps_only_trains(outer):
+    config = MAMLRLConfig(outer=outer, meta_batch_size=4, num_trajectories=3, horizon=20, fisher_tasks=2,
+                          real_steps_only=True)
+    learner = MAMLRLLearner(config, heldout=heldout_goals()[:3], seed=0, device="cpu", eval_steps=1)
+    history = train(learner, 2, seed=0, progress=False)
+    assert np.isfinite(history.last("eval/return_step1"))

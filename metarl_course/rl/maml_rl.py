@@ -95,6 +95,12 @@ class MAMLRLConfig:
     """Damping added to the Fisher-vector products."""
     fisher_tasks: int = 10
     """Tasks whose KL gives the curvature for conjugate gradients (a subsample: cheaper products)."""
+    real_steps_only: bool = False
+    """True: the inner and outer losses, their KL terms and the linear baseline average over the steps the
+    episodes really took, as Finn et al.'s and Rothfuss et al.'s samplers do (they cut each path where it ends).
+    False (how the shipped results were trained): over all ``horizon`` steps of every episode, the steps after an
+    episode reached its goal included (advantage 0 there), so a task whose episodes end early takes a smaller
+    step, and the baseline is fitted on those steps too."""
     eval_budget: float = 0.0
     """0: evaluation (``adaptation_returns``) adapts each goal on ``num_trajectories`` episodes per step, as
     in training. > 0: on whole episodes until they have taken ``eval_budget * num_trajectories * horizon``
@@ -138,12 +144,12 @@ class MAMLRLConfig:
         return self.inner_lr / 2 if self.later_inner_lr is None else self.later_inner_lr
 
 
-def inner_target(episodes: Episodes, gamma: float, lvc: bool) -> torch.Tensor:
+def inner_target(episodes: Episodes, gamma: float, lvc: bool, real_steps_only: bool = False) -> torch.Tensor:
     """The inner loss's targets per time step: (T, N * H, act_dim + 1), or + 2 with the old log-prob for LVC."""
-    advantages = episodes.advantages(gamma)
-    kept = episodes.kept.sum(dim=1)  # (T,); fewer than N where sample_env_steps dropped episodes
-    # the loss is a mean over each task's kept episodes x H (see reinforce_loss), whatever N is
-    advantages = (advantages * (episodes.obs.shape[1] / kept)[:, None, None]).reshape(episodes.obs.shape[0], -1, 1)
+    # the loss is a plain mean over N * H steps (see reinforce_loss); the weights make it a mean over each
+    # task's counted steps, whatever their number (sample_env_steps drops episodes; episodes end at the goal)
+    advantages = episodes.advantages(gamma, real_steps_only=real_steps_only) * episodes.step_weights(real_steps_only)
+    advantages = advantages.reshape(episodes.obs.shape[0], -1, 1)
     columns = [episodes.flat("actions")]
     if lvc:
         columns.append(episodes.flat("log_probs")[..., None])
@@ -151,9 +157,11 @@ def inner_target(episodes: Episodes, gamma: float, lvc: bool) -> torch.Tensor:
 
 
 def adapt_policy(policy: GaussianMLPPolicy, params: Params, episodes: Episodes, lr: float, gamma: float,
-                 lvc: bool = False, per_task_params: bool = False) -> Params:
-    """One policy-gradient step per task on its own episodes; differentiable w.r.t. ``params`` when they require grad."""
-    return adapt(policy, params, episodes.flat("obs"), inner_target(episodes, gamma, lvc), lr, 1,
+                 lvc: bool = False, per_task_params: bool = False, real_steps_only: bool = False) -> Params:
+    """One policy-gradient step per task on its own episodes; differentiable w.r.t. ``params`` when they require grad.
+
+    ``real_steps_only``: see :attr:`MAMLRLConfig.real_steps_only`."""
+    return adapt(policy, params, episodes.flat("obs"), inner_target(episodes, gamma, lvc, real_steps_only), lr, 1,
                  loss_fn=lvc_loss if lvc else reinforce_loss, per_task_params=per_task_params)
 
 
@@ -231,7 +239,7 @@ class MAMLRLLearner(ModelOptimizerState):
             self.env_steps += inner[-1].num_steps
             with torch.no_grad():
                 params = adapt_policy(self.model, params, inner[-1], c.step_size(step), c.gamma, c.outer == "promp",
-                                      per_task_params=True)
+                                      per_task_params=True, real_steps_only=c.real_steps_only)
         valid = sample_episodes(self.model, params, batch.tasks, c.num_trajectories, generator, c.horizon)
         self.env_steps += valid.num_steps
         return Rollouts(inner or [valid], valid)
@@ -267,7 +275,7 @@ class MAMLRLLearner(ModelOptimizerState):
             return stages
         for step, episodes in enumerate(rollouts.inner):
             stages.append(adapt_policy(self.model, stages[-1], episodes, c.step_size(step), c.gamma,
-                                       c.outer == "promp", per_task_params=True))
+                                       c.outer == "promp", per_task_params=True, real_steps_only=c.real_steps_only))
         return stages
 
     def objective(self, rollouts: Rollouts):
@@ -282,18 +290,19 @@ class MAMLRLLearner(ModelOptimizerState):
         terms = []
         for stage in stages:
             episodes = after[stage - 1]
-            advantages = episodes.advantages(c.gamma).reshape(episodes.obs.shape[0], -1)
-            terms.append((stage if c.outer != "pretrained" else 0, advantages, episodes.flat("obs"),
+            advantages = episodes.advantages(c.gamma, real_steps_only=c.real_steps_only).reshape(episodes.obs.shape[0], -1)
+            weights = episodes.step_weights(c.real_steps_only).reshape(episodes.obs.shape[0], -1)  # (T, N * H)
+            terms.append((stage if c.outer != "pretrained" else 0, advantages, weights, episodes.flat("obs"),
                           episodes.flat("actions"), episodes.flat("log_probs"), episodes.flat("outputs")))
 
         def objective(params: Params) -> tuple[torch.Tensor, torch.Tensor]:
             adapted = self.adapted(params, rollouts)
             losses, kls = [], []
-            for stage, advantages, obs, actions, old_log_probs, old_outputs in terms:
+            for stage, advantages, weights, obs, actions, old_log_probs, old_outputs in terms:
                 out = batched_forward(self.model, adapted[stage], obs)
                 ratio = torch.exp(gaussian_log_prob(out, actions) - old_log_probs)
-                losses.append(-(ratio * advantages).mean())
-                kls.append(gaussian_kl(old_outputs, out).mean())
+                losses.append(-(ratio * advantages * weights).mean())
+                kls.append((gaussian_kl(old_outputs, out) * weights).mean())
             return torch.stack(losses).mean(), torch.stack(kls).mean()
 
         return objective
@@ -304,17 +313,20 @@ class MAMLRLLearner(ModelOptimizerState):
         The penalty is the mean KL between the policies that sampled each inner step's episodes and the
         current ones (theta and, with several inner steps, the policies adapted so far)."""
         c, valid = self.config, rollouts.valid
-        advantages = valid.advantages(c.gamma).reshape(valid.obs.shape[0], -1)
+        advantages = valid.advantages(c.gamma, real_steps_only=c.real_steps_only).reshape(valid.obs.shape[0], -1)
+        weights = valid.step_weights(c.real_steps_only).reshape(valid.obs.shape[0], -1)  # (T, N * H)
+        inner_weights = [episodes.step_weights(c.real_steps_only).reshape(valid.obs.shape[0], -1)
+                         for episodes in rollouts.inner]
         obs, actions, old_log_probs = valid.flat("obs"), valid.flat("actions"), valid.flat("log_probs")
         for _ in range(c.promp_steps):
             stages = self.adapted(self.params, rollouts)
             out = batched_forward(self.model, stages[-1], obs)
             ratio = torch.exp(gaussian_log_prob(out, actions) - old_log_probs)
             clipped = torch.min(ratio * advantages, ratio.clamp(1 - c.promp_clip, 1 + c.promp_clip) * advantages)
-            kl_pre = torch.stack([gaussian_kl(episodes.flat("outputs"),
-                                              batched_forward(self.model, params, episodes.flat("obs"))).mean()
-                                  for params, episodes in zip(stages, rollouts.inner)]).mean()
-            loss = -clipped.mean() + c.promp_kl_penalty * kl_pre
+            kl_pre = torch.stack([(gaussian_kl(episodes.flat("outputs"),
+                                               batched_forward(self.model, params, episodes.flat("obs"))) * w).mean()
+                                  for params, episodes, w in zip(stages, rollouts.inner, inner_weights)]).mean()
+            loss = -(clipped * weights).mean() + c.promp_kl_penalty * kl_pre
             if not torch.isfinite(loss):
                 raise FloatingPointError("ProMP's loss became non-finite; try a smaller promp_lr or inner_lr")
             self.optimizer.zero_grad()
@@ -402,7 +414,7 @@ def adaptation_returns(policy: GaussianMLPPolicy, config: MAMLRLConfig, tasks: l
         if step < num_steps:
             with torch.no_grad():
                 params = adapt_policy(policy, params, episodes, first_lr if step == 0 else later_lr, config.gamma,
-                                      lvc=False, per_task_params=True)
+                                      lvc=False, per_task_params=True, real_steps_only=config.real_steps_only)
     return torch.stack(curve, dim=1)
 
 

@@ -64,12 +64,28 @@ class Episodes:
         kept = self.kept.to(self.rewards.dtype)
         return (self.episode_returns * kept).sum(dim=1) / kept.sum(dim=1)
 
-    def advantages(self, gamma: float = 0.99, normalize: bool = True) -> torch.Tensor:
+    def counted(self, real_steps_only: bool = False) -> torch.Tensor:
+        """(T, N, H) bool: the steps that losses and the baseline fit average over.
+
+        By default every step of the episodes that count (:attr:`kept`), the steps after an episode reached its
+        goal included (the env holds the agent there with reward 0); with ``real_steps_only``, only the steps the
+        episodes really took (:attr:`alive`), as Finn et al.'s and Rothfuss et al.'s samplers, which cut each
+        path where it ends."""
+        return self.alive if real_steps_only else self.kept[..., None].expand_as(self.alive)
+
+    def step_weights(self, real_steps_only: bool = False) -> torch.Tensor:
+        """(T, N, H): weights that make a plain mean over each task's N * H steps a mean over its
+        :meth:`counted` steps (0 elsewhere), whatever their number."""
+        counted = self.counted(real_steps_only)
+        per_task = counted.flatten(1).sum(dim=1).clamp(min=1)  # (T,)
+        return counted.to(self.rewards.dtype) * (counted[0].numel() / per_task)[:, None, None]
+
+    def advantages(self, gamma: float = 0.99, normalize: bool = True, real_steps_only: bool = False) -> torch.Tensor:
         """Discounted returns minus each task's linear baseline: (T, N, H), 0 after an episode ended.
 
-        The baseline is fitted on the episodes that count (:attr:`kept`), all H steps of each."""
+        The baseline is fitted on the :meth:`counted` steps."""
         returns = discounted_returns(self.rewards, gamma)
-        advantages = returns - linear_baseline(self.obs, returns, mask=self.kept[..., None].expand_as(self.alive))
+        advantages = returns - linear_baseline(self.obs, returns, mask=self.counted(real_steps_only))
         if normalize:
             return normalize_per_task(advantages, self.alive)
         return torch.where(self.alive, advantages, torch.zeros_like(advantages))
