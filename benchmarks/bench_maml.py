@@ -1,7 +1,10 @@
 """Meta-updates per second: the tutorial's per-task loop vs the course's vmapped MAML.
 
-Same model (1-40-40-1 MLP), same data (meta-batch 25, K = 10, 10 query points,
-pre-sampled), same thread count, one process. Run:
+The tutorial's MAML is :mod:`metarl_course.tutorial_maml` (its ``MAML.outer_loop``
+as :func:`~metarl_course.tutorial_maml.tutorial_maml_step`). Same model (the
+1-40-40-1 MLP of :func:`~metarl_course.nets.sinusoid_regressor`), same data
+(meta-batch 25, K = 10, 10 query points, pre-sampled), same thread count, one
+process. Run:
 
     python benchmarks/bench_maml.py [--threads 1] [--iterations 300]
 """
@@ -13,45 +16,17 @@ import time
 
 import numpy as np
 import torch
-from torch import nn
 
 from metarl_course.adaptation import parameters_of
 from metarl_course.maml import MAMLConfig, meta_gradient
 from metarl_course.nets import sinusoid_regressor
-from metarl_course.tasks import SinusoidTaskDistribution
+from metarl_course.tasks import SinusoidBatch, SinusoidTaskDistribution
+from metarl_course.tutorial_maml import tutorial_maml_step, tutorial_tasks
 
 
-class SeedModel(nn.Module):
-    """The tutorial's SimpleModel, with a second hidden layer to match the paper's 1-40-40-1."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.layers = nn.ModuleList([nn.Linear(1, 40), nn.ReLU(), nn.Linear(40, 40), nn.ReLU(), nn.Linear(40, 1)])
-
-    def forward(self, x, params=None):
-        params = params or dict(self.named_parameters())
-        x = torch.relu(nn.functional.linear(x, params["layers.0.weight"], params["layers.0.bias"]))
-        x = torch.relu(nn.functional.linear(x, params["layers.2.weight"], params["layers.2.bias"]))
-        return nn.functional.linear(x, params["layers.4.weight"], params["layers.4.bias"])
-
-
-def seed_style_step(model, optimizer, batch, inner_lr, num_steps, first_order):
-    """The tutorial's MAML.outer_loop: a Python loop over tasks, autograd.grad(create_graph=True)."""
-    meta_loss = 0.0
-    for i in range(batch.num_tasks):
-        params = {name: p.clone() for name, p in model.named_parameters()}
-        for _ in range(num_steps):
-            loss = nn.functional.mse_loss(model(batch.support_x[i], params), batch.support_y[i])
-            grads = torch.autograd.grad(loss, params.values(), create_graph=not first_order)
-            params = {n: p - inner_lr * g for (n, p), g in zip(params.items(), grads)}
-        meta_loss = meta_loss + nn.functional.mse_loss(model(batch.query_x[i], params), batch.query_y[i])
-    meta_loss = meta_loss / batch.num_tasks
-    optimizer.zero_grad()
-    meta_loss.backward()
-    optimizer.step()
-
-
-def course_step(model, optimizer, batch, config):
+def course_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, batch: SinusoidBatch,
+                config: MAMLConfig) -> None:
+    """One meta-update of the course's MAML: all tasks of the batch at once."""
     params = parameters_of(model)
     grads, _ = meta_gradient(model, params, batch.support_x, batch.support_y, batch.query_x, batch.query_y, config)
     for name, p in params.items():
@@ -79,20 +54,22 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     rng = np.random.default_rng(0)
     dist = SinusoidTaskDistribution()
-    batches = [dist.sample_batch(25, 10, 10, rng, device="cpu") for _ in range(args.iterations)]
+    batches = [dist.sample_support_query(25, 10, 10, rng, device="cpu") for _ in range(args.iterations)]
     print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), meta-batch 25, K=10, "
           f"{args.iterations} meta-updates per timing (best of 3)")
-    print(f"{'inner steps':>11} {'order':>7} {'seed loop (upd/s)':>18} {'course (upd/s)':>15} {'ratio':>6}")
+    print(f"{'inner steps':>11} {'order':>7} {'tutorial loop (upd/s)':>22} {'course (upd/s)':>15} {'ratio':>6}")
     for steps in (1, 3):
         for first_order in (False, True):
-            seed_model = SeedModel()
+            tutorial_model = sinusoid_regressor(device="cpu")
             course_model = sinusoid_regressor(device="cpu")
-            seed_opt = torch.optim.Adam(seed_model.parameters(), 1e-3)
+            tutorial_opt = torch.optim.Adam(tutorial_model.parameters(), 1e-3)
             course_opt = torch.optim.Adam(course_model.parameters(), 1e-3)
             config = MAMLConfig(algorithm="fomaml" if first_order else "maml", num_inner_steps=steps)
-            seed = rate(lambda b: seed_style_step(seed_model, seed_opt, b, 0.01, steps, first_order), batches)
+            tutorial = rate(lambda b: tutorial_maml_step(tutorial_model, tutorial_opt, tutorial_tasks(b), 0.01, steps,
+                                                         create_graph=not first_order), batches)
             ours = rate(lambda b: course_step(course_model, course_opt, b, config), batches)
-            print(f"{steps:>11} {'first' if first_order else 'second':>7} {seed:>18.0f} {ours:>15.0f} {ours / seed:>5.1f}x")
+            order = "first" if first_order else "second"
+            print(f"{steps:>11} {order:>7} {tutorial:>22.0f} {ours:>15.0f} {ours / tutorial:>5.1f}x")
 
 
 if __name__ == "__main__":

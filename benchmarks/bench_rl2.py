@@ -92,12 +92,12 @@ class GymEnvList:
 
 def iteration(learner: RL2Learner, env, rng: np.random.Generator, update: bool) -> int:
     """One training iteration on ``env``: new tasks, one trial each, (optionally) a PPO update."""
-    tasks, seed = learner.sample_tasks(rng)
-    env.set_tasks(tasks)
-    trials = rollout(learner.model, env, learner.generator, seed=seed)
+    batch = learner.sample_tasks(rng)
+    env.set_tasks(batch.tasks)
+    trials = rollout(learner.model, env, learner.generator, seed=batch.seed)
     if update:
-        learner.meta_update(tasks, trials, torch.zeros(()))
-    return trials.num_steps
+        learner.meta_update(batch, trials, None)
+    return trials.rewards.numel()  # steps simulated: both envs step every task at every step of the trial
 
 
 def measure(config: RL2Config, rounds: int, update: bool) -> dict[str, float]:

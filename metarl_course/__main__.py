@@ -23,16 +23,23 @@ def main(argv: list[str] | None = None) -> int:
     e.add_argument("name", choices=sorted(EXPERIMENTS), metavar="NAME", help="experiment name (see `list`)")
     e.add_argument("--dir", default=str(CHECKPOINT_DIR), help="folder of the result file (default: the package's)")
     e.add_argument("--eval-budget", type=float, default=None,
-                   help="navigation (MAML-RL) only: adapt on whole episodes for this many times the training "
-                        "batch's env steps per step (2: Finn et al.'s test protocol, 4000 steps)")
+                   help="change the config's eval_budget (MAML-RL: adapt on whole episodes for this many times the "
+                        "training batch's env steps per step; 2 is Finn et al.'s test protocol, 4000 steps)")
     e.add_argument("--eval-seed", type=int, default=None,
-                   help="navigation (MAML-RL) only: seed of the evaluation's action noise (default 0)")
+                   help="change the config's eval_seed (the evaluation's random numbers; RL²: also its tasks)")
+    e.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                   help="change another config field the experiment allows for evaluation (see `list`)")
     args = parser.parse_args(argv)
     if args.command == "evaluate":
-        return evaluate(args.name, args.dir, args.eval_budget, args.eval_seed)
+        try:
+            overrides = evaluate_overrides(args.eval_budget, args.eval_seed, args.set)
+        except ValueError as error:
+            parser.error(str(error))
+        return evaluate(args.name, args.dir, overrides)
     if args.command == "list":
-        for name, exp in sorted(EXPERIMENTS.items()):
-            print(f"{name:22s} {exp.description} ({exp.num_iterations} iterations)")
+        for name, exp in EXPERIMENTS.items():
+            options = f"; evaluate may set {', '.join(exp.evaluate_options)}" if exp.evaluate_options else ""
+            print(f"{name:38s} {exp.description} ({exp.num_iterations} iterations{options})")
         return 0
     if args.iterations is not None and args.iterations < 1:
         parser.error("--iterations must be a positive integer")
@@ -49,26 +56,33 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def evaluate(name: str, directory: str, eval_budget: float | None, eval_seed: int | None) -> int:
-    """Print a result file's stored held-out scores beside the scores measured now."""
-    import dataclasses
+def evaluate_overrides(eval_budget: float | None, eval_seed: int | None, settings: list[str]) -> dict[str, str]:
+    """The config changes asked for on the command line, as ``{field: text}``."""
+    overrides = {} if eval_budget is None else {"eval_budget": str(eval_budget)}
+    if eval_seed is not None:
+        overrides["eval_seed"] = str(eval_seed)
+    for setting in settings:
+        field, sep, value = setting.partition("=")
+        if not sep or not field or not value:
+            raise ValueError(f"--set takes FIELD=VALUE, e.g. --set eval_seed=3; got {setting!r}")
+        overrides[field.strip()] = value.strip()
+    return overrides
 
-    from metarl_course.experiments import load_result
-    from metarl_course.rl.maml_rl import MAMLRLLearner
+
+def evaluate(name: str, directory: str, overrides: dict[str, str] | None = None) -> int:
+    """Print a result file's stored held-out scores beside the scores measured now (with ``overrides`` applied)."""
+    from metarl_course.experiments import load_result, with_evaluate_options
 
     try:
         learner, data = load_result(name, directory)
-        if eval_budget is not None or eval_seed is not None:
-            if not isinstance(learner, MAMLRLLearner):
-                raise ValueError(f"--eval-budget and --eval-seed apply to the navigation (MAML-RL) experiments, "
-                                 f"not to {name!r}")
-            if eval_budget is not None:
-                learner.config = dataclasses.replace(learner.config, eval_budget=eval_budget)
-            learner.eval_seed = 0 if eval_seed is None else eval_seed
+        if overrides:
+            learner.config = with_evaluate_options(EXPERIMENTS[name], learner.config, overrides)
     except (ValueError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     now = learner.evaluate_heldout()
+    if overrides:
+        print(f"{name} with {', '.join(f'{k}={v}' for k, v in overrides.items())}:")
     for key, value in now.items():
         stored = data["results"].get(key)
         print(f"{key.removeprefix('eval/'):16s} now {value:9.3f}   stored {stored:9.3f}" if stored is not None

@@ -26,6 +26,8 @@ import torch
 from torch import nn
 from torch.func import functional_call, vmap
 
+from metarl_course.tasks.distribution import check_count
+
 Params = dict[str, torch.Tensor]
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 """A loss ``(prediction, target) -> loss`` that reduces the last two dims: (..., N, out) -> (...)."""
@@ -49,8 +51,7 @@ def parameters_of(model: nn.Module) -> Params:
 
 def step_sizes(inner_lr: float | Sequence[float], num_steps: int) -> list[float]:
     """Expand a learning rate (or one per step) into ``num_steps`` checked values."""
-    if not isinstance(num_steps, int) or num_steps < 0:
-        raise ValueError(f"num_steps must be an integer >= 0, got {num_steps!r}")
+    num_steps = check_count("num_steps", num_steps, minimum=0)
     lrs = [float(inner_lr)] * num_steps if isinstance(inner_lr, (int, float)) else [float(a) for a in inner_lr]
     if len(lrs) != num_steps:
         raise ValueError(f"got {len(lrs)} inner learning rates for {num_steps} steps; "
@@ -123,8 +124,12 @@ def adapt(model: nn.Module, params: Params, support_x: torch.Tensor, support_y: 
         ``first_order``. Otherwise the result is detached.
 
     Example:
-        >>> net = MLP(1, 1)                                  # doctest: +SKIP
+        >>> from metarl_course.nets import MLP
+        >>> net = MLP(1, 1)
+        >>> sx, sy = torch.zeros(3, 5, 1), torch.zeros(3, 5, 1)  # 3 tasks, K = 5 support points each
         >>> adapted = adapt(net, parameters_of(net), sx, sy, inner_lr=0.01, num_steps=1)
+        >>> adapted["net.0.weight"].shape  # one copy of every parameter per task
+        torch.Size([3, 40, 1])
     """
     check_task_shapes(support_x, support_y)
     lrs = step_sizes(inner_lr, num_steps)
@@ -144,6 +149,34 @@ def adapt(model: nn.Module, params: Params, support_x: torch.Tensor, support_y: 
         if not differentiable:
             current = {k: v.detach() for k, v in current.items()}
     return current
+
+
+def adapted_predictions(model: nn.Module, params: Params, support_x: torch.Tensor, support_y: torch.Tensor,
+                        x: torch.Tensor, inner_lr: float | Sequence[float], num_steps: int) -> torch.Tensor:
+    """What each task's model predicts at ``x`` after ``num_steps`` gradient steps on its support set.
+
+    The picture behind an adaptation curve: e.g. a wave's prediction on a grid, before (0 steps) and after
+    fine-tuning on K points. ``params`` and the model are not changed.
+
+    Args:
+        params: starting parameters shared by all tasks (e.g. ``parameters_of(model)``).
+        support_x, support_y: (num_tasks, K, in_dim), (num_tasks, K, out_dim)
+        x: (num_tasks, N, in_dim), or (1, N, in_dim) for the same N points on every task.
+
+    Returns:
+        (num_tasks, N, out_dim), detached.
+
+    Example:
+        >>> grid = torch.linspace(-5, 5, 200).reshape(1, -1, 1)                   # doctest: +SKIP
+        >>> adapted_predictions(net, parameters_of(net), sx, sy, grid, 0.01, 10)  # doctest: +SKIP
+    """
+    num_tasks = support_x.shape[0]
+    if x.dim() != 3 or x.shape[0] not in (1, num_tasks):
+        raise ValueError(f"x must be (num_tasks, N, in_dim) or (1, N, in_dim) with num_tasks = {num_tasks}, "
+                         f"got {tuple(x.shape)}")
+    adapted = adapt(model, params, support_x, support_y, inner_lr, num_steps)
+    with torch.no_grad():
+        return batched_forward(model, adapted, x.expand(num_tasks, -1, -1))
 
 
 def adaptation_curve(model: nn.Module, params: Params, support_x: torch.Tensor, support_y: torch.Tensor,

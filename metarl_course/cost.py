@@ -12,6 +12,7 @@ import torch
 
 from metarl_course.maml import MAMLConfig, MAMLLearner
 from metarl_course.nets import sinusoid_regressor
+from metarl_course.tasks.distribution import check_count
 from metarl_course.tasks.sinusoid import SinusoidTaskDistribution, heldout_batch
 
 
@@ -44,6 +45,7 @@ def meta_update_cost(config: MAMLConfig, num_updates: int = 200, seed: int = 0) 
     Returns:
         ``{"updates_per_second": ..., "saved_kib": ...}``
     """
+    num_updates = check_count("num_updates", num_updates)
     learner = MAMLLearner(sinusoid_regressor(seed, device="cpu"), config, SinusoidTaskDistribution(),
                           heldout_batch(config.num_support, num_tasks=2, device="cpu"))
     rng = np.random.default_rng(seed)

@@ -54,6 +54,25 @@ def summarize(values: np.ndarray | torch.Tensor, confidence: float = 0.95) -> Me
     return MeanCI(float(mean), float(hw), int(flat.shape[0]))
 
 
+@dataclass(frozen=True)
+class TrialEvaluation:
+    """Scores of a policy on held-out trials (RL² and the baselines it is compared with)."""
+
+    trial_returns: np.ndarray
+    """(num_trials,) total reward of each trial."""
+    episode_returns: np.ndarray
+    """(num_trials, episodes_per_trial) total reward of each episode."""
+
+    @property
+    def mean(self) -> float:
+        return float(self.trial_returns.mean())
+
+    @property
+    def ci95(self) -> float:
+        """Half-width of the 95% confidence interval of the mean (Student's t)."""
+        return float(mean_ci(self.trial_returns)[1])
+
+
 def curve_metrics(curve: torch.Tensor, prefix: str = "eval/mse") -> dict[str, float]:
     """Mean held-out loss after 0 steps, 1 step and the last step of an adaptation curve (tasks, steps + 1)."""
     mean = curve.mean(dim=0)

@@ -1,7 +1,8 @@
-"""The course's experiments, trainable from scratch by name.
+"""The course's experiments, trainable from scratch by name: one table, one row per experiment.
 
     python -m metarl_course list
     python -m metarl_course train maml-sinusoid --seed 0
+    python -m metarl_course evaluate maml-trpo-navigation --eval-budget 2
 
 ``train`` runs the experiment through :func:`metarl_course.training.train`
 (resuming from ``runs/<name>-seed<seed>.pt`` if a previous run was stopped)
@@ -9,27 +10,34 @@ and writes the result to ``metarl_course/checkpoints/<name>.pt``: the model's
 weights, the config, the final held-out numbers and a compact history. The
 chapters load these files with :func:`load_result`; each shipped file is
 reproduced by its command.
+
+Each row of :data:`EXPERIMENTS` names its config once; the config's type says
+which learner trains it (:data:`LEARNERS`), and ``evaluate_options`` lists the
+config fields ``evaluate`` may change for a re-score (e.g. MAML-RL's
+evaluation budget).
 """
 
 from __future__ import annotations
 
 import dataclasses
-
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from metarl_course.baselines import PooledLearner
+from metarl_course.baselines import PooledConfig, PooledLearner
 from metarl_course.budget import budget
-from metarl_course.device import get_device
 from metarl_course.maml import MAMLConfig, MAMLLearner
-from metarl_course.nets import MLP, sinusoid_regressor
+from metarl_course.nets import sinusoid_regressor
+from metarl_course.rl.maml_rl import MAMLRLConfig, MAMLRLLearner
+from metarl_course.rl.pretrained import PretrainedPolicyLearner
+from metarl_course.rl.rl2 import RL2Config, RL2Learner
+from metarl_course.tasks.navigation import GOAL_TOLERANCE
 from metarl_course.tasks.sinusoid import SinusoidTaskDistribution, heldout_batch
 from metarl_course.training import History, MetaLearner, atomic_save, load_checkpoint, train
 
@@ -38,6 +46,25 @@ RUNS_DIR = Path("runs")
 RESULT_FORMAT = 1
 """Version of the result files' layout (files without a ``format`` key are version 1)."""
 RESULT_KEYS = ("experiment", "seed", "iterations", "config", "model", "results", "history")
+Config = MAMLConfig | PooledConfig | MAMLRLConfig | RL2Config
+
+
+def _maml_learner(config: MAMLConfig, seed: int) -> MetaLearner:
+    return MAMLLearner(sinusoid_regressor(seed), config, SinusoidTaskDistribution(), heldout_batch(config.num_support))
+
+
+def _maml_rl_learner(config: MAMLRLConfig, seed: int) -> MetaLearner:
+    learner = PretrainedPolicyLearner if config.outer == "pretrained" else MAMLRLLearner
+    return learner(config, seed=seed)
+
+
+LEARNERS: dict[type, Callable[[Any, int], MetaLearner]] = {
+    MAMLConfig: _maml_learner,
+    PooledConfig: PooledLearner.from_config,
+    MAMLRLConfig: _maml_rl_learner,
+    RL2Config: RL2Learner,
+}
+"""Config type -> ``(config, seed) -> a fresh learner``: which algorithm trains an experiment."""
 
 
 @dataclass(frozen=True)
@@ -46,56 +73,107 @@ class Experiment:
 
     name: str
     description: str
-    build: Callable[[int], MetaLearner]
-    """seed -> a fresh learner."""
+    config: Config
+    """Every hyperparameter of the run; its type picks the learner (:data:`LEARNERS`)."""
     num_iterations: int
-    """Meta-updates in full mode (quick mode: ``quick_iterations``)."""
+    """Meta-updates in full mode."""
     quick_iterations: int
+    """Meta-updates in quick mode (``METARL_QUICK=1``: the tests and CI)."""
     eval_every: int
-    config: dict[str, Any] = field(default_factory=dict)
+    """Iterations between held-out evaluations logged in the history."""
+    evaluate_options: tuple[str, ...] = ()
+    """Config fields that ``python -m metarl_course evaluate`` may change for a re-score."""
+
+    def build(self, seed: int) -> MetaLearner:
+        """A fresh learner for this experiment, initialised from ``seed``."""
+        return LEARNERS[type(self.config)](self.config, seed)
+
+    def config_dict(self) -> dict[str, Any]:
+        """The config as stored in result files."""
+        return dataclasses.asdict(self.config)
 
 
-def _maml(config: MAMLConfig) -> Callable[[int], MetaLearner]:
-    def build(seed: int) -> MetaLearner:
-        return MAMLLearner(sinusoid_regressor(seed), config, SinusoidTaskDistribution(),
-                           heldout_batch(config.num_support))
-    return build
+SINUSOID = dict(num_iterations=20_000, quick_iterations=300, eval_every=1000)
+NAVIGATION = dict(quick_iterations=3, eval_every=25, evaluate_options=("eval_budget", "eval_seed"))
+RL2_EVALUATE = ("eval_seed", "num_eval_trials")
 
-
-def _pooled(oracle: bool) -> Callable[[int], MetaLearner]:
-    def build(seed: int) -> MetaLearner:
-        torch.manual_seed(seed)
-        model = MLP(3, 1, hidden=(40, 40)).to(get_device()) if oracle else sinusoid_regressor(seed)
-        return PooledLearner(model, SinusoidTaskDistribution(), heldout_batch(10), oracle=oracle)
-    return build
-
-
-def _sinusoid_experiments() -> dict[str, Experiment]:
-    out = {}
-    variants = {
-        "maml-sinusoid": ("second-order MAML, K=10 (Finn et al. 2017)", MAMLConfig()),
-        "maml-sinusoid-k5": ("second-order MAML, K=5", MAMLConfig(num_support=5, num_query=5)),
-        "maml-sinusoid-k20": ("second-order MAML, K=20", MAMLConfig(num_support=20, num_query=20)),
-        "fomaml-sinusoid": ("first-order MAML, K=10", MAMLConfig(algorithm="fomaml")),
-        "reptile-sinusoid": ("Reptile, K=10, 5 inner steps (Nichol et al. 2018)",
-                             MAMLConfig(algorithm="reptile", num_inner_steps=5)),
-    }
-    for name, (text, config) in variants.items():
-        out[name] = Experiment(name, text, _maml(config), 20_000, 300, 1000, config.to_dict())
-    out["pretrained-sinusoid"] = Experiment("pretrained-sinusoid", "one network trained on pooled tasks",
-                                            _pooled(False), 20_000, 300, 1000)
-    out["oracle-sinusoid"] = Experiment("oracle-sinusoid", "a network given amplitude and phase as inputs",
-                                        _pooled(True), 20_000, 300, 1000)
-    return out
-
-
-EXPERIMENTS: dict[str, Experiment] = _sinusoid_experiments()
+_TABLE = [
+    # sinusoid regression (chapters 01-03)
+    Experiment("maml-sinusoid", "second-order MAML, K=10 (Finn et al. 2017)", MAMLConfig(), **SINUSOID),
+    Experiment("maml-sinusoid-k5", "second-order MAML, K=5", MAMLConfig(num_support=5, num_query=5), **SINUSOID),
+    Experiment("maml-sinusoid-k20", "second-order MAML, K=20", MAMLConfig(num_support=20, num_query=20), **SINUSOID),
+    Experiment("fomaml-sinusoid", "first-order MAML, K=10", MAMLConfig(algorithm="fomaml"), **SINUSOID),
+    Experiment("reptile-sinusoid", "Reptile, K=10, 5 inner steps (Nichol et al. 2018)",
+               MAMLConfig(algorithm="reptile", num_inner_steps=5), **SINUSOID),
+    Experiment("pretrained-sinusoid", "one network trained on pooled tasks", PooledConfig(), **SINUSOID),
+    Experiment("oracle-sinusoid", "a network given amplitude and phase as inputs", PooledConfig(oracle=True),
+               **SINUSOID),
+    # MAML-RL on 2D navigation (chapter 04)
+    Experiment("maml-trpo-navigation", "MAML with a TRPO outer step on 2D navigation (Finn et al. 2017)",
+               MAMLRLConfig(), num_iterations=220, **NAVIGATION),
+    Experiment("maml-trpo-2step-navigation", "MAML-TRPO meta-trained through two inner steps (0.5, then 0.25), "
+               "with the outer loss after each step", MAMLRLConfig(inner_steps=2, loss_after_every_step=True),
+               num_iterations=75, **NAVIGATION),
+    Experiment("promp-navigation", "ProMP on 2D navigation (Rothfuss et al. 2019)",
+               MAMLRLConfig(outer="promp", meta_batch_size=20), num_iterations=120, **NAVIGATION),
+    Experiment("pretrained-navigation", "one policy trained with TRPO on all goals (no inner step)",
+               MAMLRLConfig(outer="pretrained", inner_lr=0.05), num_iterations=100, **NAVIGATION),
+    # the papers' convention for episodes that end at the goal, side by side with the two above
+    Experiment("maml-trpo-2step-real-steps-navigation", "maml-trpo-2step-navigation with losses and baseline over "
+               "the steps the episodes really took (Finn et al.'s sampler)",
+               MAMLRLConfig(inner_steps=2, loss_after_every_step=True, real_steps_only=True),
+               num_iterations=75, **NAVIGATION),
+    Experiment("promp-real-steps-navigation", "promp-navigation with losses and baseline over the steps the "
+               "episodes really took (Rothfuss et al.'s sampler)",
+               MAMLRLConfig(outer="promp", meta_batch_size=20, real_steps_only=True), num_iterations=120,
+               **NAVIGATION),
+    # RL² (chapter 05): bandits, tabular MDPs, navigation
+    Experiment("rl2-bandit-n10-k5", "RL², Bernoulli bandits, n=10 pulls, k=5 arms (Duan et al. 2016, Table 1)",
+               RL2Config.bandit(num_pulls=10, num_arms=5), num_iterations=6000, quick_iterations=150,
+               eval_every=500, evaluate_options=RL2_EVALUATE),
+    Experiment("rl2-bandit-n100-k5", "RL², Bernoulli bandits, n=100 pulls, k=5 arms (Duan et al. 2016, Table 1)",
+               RL2Config.bandit(num_pulls=100, num_arms=5, num_minibatches=8, anneal_iterations=450),
+               num_iterations=450, quick_iterations=15, eval_every=50, evaluate_options=RL2_EVALUATE),
+    Experiment("rl2-mdp-n10", "RL², random tabular MDPs, 10 episodes of 10 steps per trial (Duan et al. 2016)",
+               RL2Config(task="tabular_mdp", horizon=10, episodes_per_trial=10, num_minibatches=8, gae_lambda=0.3,
+                         entropy_coef=0.03, anneal_iterations=1200),
+               num_iterations=1200, quick_iterations=15, eval_every=50, evaluate_options=RL2_EVALUATE),
+    Experiment("rl2-nav-2ep", "RL², 2D navigation to an unseen goal, 2 episodes of 100 steps per trial",
+               RL2Config(task="navigation", horizon=100, episodes_per_trial=2, num_trials=128,
+                         goal_tolerance=GOAL_TOLERANCE),
+               num_iterations=350, quick_iterations=15, eval_every=50, evaluate_options=RL2_EVALUATE),
+]
+EXPERIMENTS: dict[str, Experiment] = {exp.name: exp for exp in _TABLE}
+"""Every experiment of the course by name, in the order of the chapters."""
 
 
 def get_experiment(name: str) -> Experiment:
     if name not in EXPERIMENTS:
         raise ValueError(f"unknown experiment {name!r}; choose one of: {', '.join(sorted(EXPERIMENTS))}")
     return EXPERIMENTS[name]
+
+
+_PARSE: dict[type, tuple[Callable[[str], Any], str]] = {int: (int, "a whole number"), float: (float, "a number")}
+
+
+def with_evaluate_options(exp: Experiment, config: Config, overrides: dict[str, str]) -> Config:
+    """``config`` with the evaluation fields in ``overrides`` (``{field: text}``) changed; a clear error for a
+    field the experiment does not allow (see ``Experiment.evaluate_options``) or a value of the wrong kind."""
+    changes: dict[str, Any] = {}
+    for field, text in overrides.items():
+        if field not in exp.evaluate_options:
+            allowed = ", ".join(exp.evaluate_options) or "none"
+            takers = sorted(e.name for e in EXPERIMENTS.values() if field in e.evaluate_options)
+            raise ValueError(f"{exp.name} cannot change {field!r} for evaluation (it allows: {allowed})"
+                             + (f"; {field} applies to {', '.join(takers)}" if takers else ""))
+        kind = type(getattr(config, field))
+        if kind not in _PARSE:
+            raise ValueError(f"{field} cannot be set from the command line")
+        try:
+            changes[field] = _PARSE[kind][0](text)
+        except ValueError:
+            raise ValueError(f"{field} must be {_PARSE[kind][1]}, got {text!r}") from None
+    return dataclasses.replace(config, **changes)
 
 
 def _compact(history: History, every: int = 100) -> dict[str, list[tuple[int, float]]]:
@@ -116,12 +194,12 @@ def run_experiment(name: str, seed: int = 0, num_iterations: int | None = None,
     start = time.perf_counter()
     history = train(learner, iterations, seed=seed, eval_every=exp.eval_every, checkpoint_path=run_file,
                     resume=resume, progress=progress, desc=name,
-                    run_info={"experiment": name, "seed": seed, "config": exp.config})
+                    run_info={"experiment": name, "seed": seed, "config": exp.config_dict()})
     if history.interrupted:
         raise KeyboardInterrupt(f"{name} was interrupted; run the same command again to resume from {run_file}")
     result = {
         "format": RESULT_FORMAT,
-        "experiment": name, "seed": seed, "iterations": iterations, "config": exp.config,
+        "experiment": name, "seed": seed, "iterations": iterations, "config": exp.config_dict(),
         "model": learner.state_dict()["model"],
         "results": {k: v[-1][1] for k, v in history.records.items() if k.startswith("eval/")},
         "wall_seconds_last_session": time.perf_counter() - start,
@@ -163,7 +241,7 @@ def load_result(name: str, directory: str | Path = CHECKPOINT_DIR) -> tuple[Meta
     if data["experiment"] != name:
         raise ValueError(f"{path} holds experiment {data['experiment']!r}, not {name!r}; {remedy}")
     learner = exp.build(data["seed"])
-    if _with_new_defaults(data["config"], exp.config, getattr(learner, "config", None)) != exp.config:
+    if _with_new_defaults(data["config"], exp.config_dict(), exp.config) != exp.config_dict():
         raise ValueError(f"{path} was trained with another configuration of {name!r} than the course's "
                          f"current one; {remedy}")
     model: nn.Module = learner.model  # type: ignore[attr-defined]
@@ -194,73 +272,3 @@ def check_writable(folder: str | Path) -> None:
     except OSError as error:
         raise PermissionError(f"cannot write to {folder} ({error.strerror or error}); "
                               "choose another folder (--out / --runs) or fix its permissions") from error
-
-
-def _maml_rl(config) -> Callable[[int], MetaLearner]:
-    from metarl_course.rl.maml_rl import MAMLRLLearner
-
-    def build(seed: int) -> MetaLearner:
-        return MAMLRLLearner(config, seed=seed)
-    return build
-
-
-def _navigation_experiments() -> dict[str, Experiment]:
-    from metarl_course.rl.maml_rl import MAMLRLConfig
-
-    variants = {
-        "maml-trpo-navigation": ("MAML with a TRPO outer step on 2D navigation (Finn et al. 2017)",
-                                 MAMLRLConfig(), 220),
-        "maml-trpo-2step-navigation": ("MAML-TRPO meta-trained through two inner steps (0.5, then 0.25), "
-                                       "with the outer loss after each step",
-                                       MAMLRLConfig(inner_steps=2, loss_after_every_step=True), 75),
-        "promp-navigation": ("ProMP on 2D navigation (Rothfuss et al. 2019)",
-                             MAMLRLConfig(outer="promp", meta_batch_size=20), 120),
-        "pretrained-navigation": ("one policy trained with TRPO on all goals (no inner step)",
-                                  MAMLRLConfig(outer="pretrained", inner_lr=0.05), 100),
-        # the papers' convention for episodes that end at the goal, side by side with the two above
-        "maml-trpo-2step-real-steps-navigation": ("maml-trpo-2step-navigation with losses and baseline over the "
-                                                  "steps the episodes really took (Finn et al.'s sampler)",
-                                                  MAMLRLConfig(inner_steps=2, loss_after_every_step=True,
-                                                               real_steps_only=True), 75),
-        "promp-real-steps-navigation": ("promp-navigation with losses and baseline over the steps the episodes "
-                                        "really took (Rothfuss et al.'s sampler)",
-                                        MAMLRLConfig(outer="promp", meta_batch_size=20, real_steps_only=True), 120),
-    }
-    return {name: Experiment(name, text, _maml_rl(config), iterations, 3, 25, config.to_dict())
-            for name, (text, config, iterations) in variants.items()}
-
-
-EXPERIMENTS.update(_navigation_experiments())
-
-# ---------------------------------------------------------------------------
-# RL² (chapter 05): bandits, tabular MDPs, navigation
-# ---------------------------------------------------------------------------
-
-
-def _rl2_experiments() -> dict[str, Experiment]:
-    from metarl_course.rl.rl2 import RL2Config, RL2Learner
-    from metarl_course.tasks.navigation import GOAL_TOLERANCE
-
-    def build(config: RL2Config) -> Callable[[int], MetaLearner]:
-        return lambda seed: RL2Learner(config, seed)
-
-    variants = {
-        # name: (description, config, full iterations, quick iterations, eval_every)
-        "rl2-bandit-n10-k5": ("RL², Bernoulli bandits, n=10 pulls, k=5 arms (Duan et al. 2016, Table 1)",
-                              RL2Config.bandit(num_pulls=10, num_arms=5), 6000, 150, 500),
-        "rl2-bandit-n100-k5": ("RL², Bernoulli bandits, n=100 pulls, k=5 arms (Duan et al. 2016, Table 1)",
-                               RL2Config.bandit(num_pulls=100, num_arms=5, num_minibatches=8, anneal_iterations=450),
-                               450, 15, 50),
-        "rl2-mdp-n10": ("RL², random tabular MDPs, 10 episodes of 10 steps per trial (Duan et al. 2016)",
-                        RL2Config(task="tabular_mdp", horizon=10, episodes_per_trial=10, num_minibatches=8,
-                                  gae_lambda=0.3, entropy_coef=0.03, anneal_iterations=1200), 1200, 15, 50),
-        "rl2-nav-2ep": ("RL², 2D navigation to an unseen goal, 2 episodes of 100 steps per trial",
-                        RL2Config(task="navigation", horizon=100, episodes_per_trial=2, num_trials=128,
-                                  goal_tolerance=GOAL_TOLERANCE),
-                        350, 15, 50),
-    }
-    return {name: Experiment(name, text, build(config), full, quick, every, config.to_dict())
-            for name, (text, config, full, quick, every) in variants.items()}
-
-
-EXPERIMENTS.update(_rl2_experiments())

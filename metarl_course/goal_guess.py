@@ -19,6 +19,20 @@ tasks like those and poor elsewhere; a wide one gives a cautious guess.
 Everything runs in the batched navigation env, one tensor operation for all
 tasks x rollouts at each step, on ``metarl_course.device.get_device()``.
 
+Why its own small REINFORCE (:func:`rollouts`, :func:`normalized_advantages`,
+:func:`reinforce_gradient`) rather than the MAML-RL pieces of
+:mod:`metarl_course.rl`? This is a one-screen teaching example with a
+two-number policy and a fixed exploration noise, and its numbers (chapter 03's
+table and assertions) are pinned. The package's pieces compute the same
+quantities in another floating-point order, so they would move those numbers
+in the last digits: :func:`metarl_course.rl.returns.discounted_returns` sums
+the reward-to-go in a loop (here: ``flip().cumsum().flip()``, gamma = 1),
+:func:`metarl_course.rl.policies.gaussian_log_prob` scales by ``exp(-log_std)``
+and adds constants (here: the log-density up to a constant, divided by
+``2 std^2``), and :func:`metarl_course.rl.returns.normalize_per_task` also
+subtracts the mean. The baseline differs in kind: a per-step mean over the
+task's rollouts here, a fitted linear baseline in MAML-RL.
+
 References:
     Finn et al. 2017, "Model-Agnostic Meta-Learning..." (the task, section 5.3).
     Nichol, Achiam & Schulman 2018, "On First-Order Meta-Learning Algorithms" (Reptile).
@@ -39,6 +53,10 @@ from metarl_course.seeding import cpu_generator, normal
 from metarl_course.tasks.distribution import check_count
 from metarl_course.tasks.navigation import MAX_ACTION, BatchedNavigationEnv, NavigationDistribution, NavigationTask
 from metarl_course.training import History, train
+
+
+HELDOUT_NOISE_SEED = 2017
+"""Seeds the exploration noise of :meth:`GoalGuessLearner.evaluate_heldout`: every evaluation plays the same noise."""
 
 
 @dataclass(frozen=True)
@@ -73,6 +91,51 @@ def policy_mean(theta: torch.Tensor, obs: torch.Tensor) -> torch.Tensor:
     return MAX_ACTION * torch.tanh((theta - obs) / MAX_ACTION)
 
 
+def rollouts(
+    theta_rep: torch.Tensor, tasks: Sequence[NavigationTask], config: GoalGuessConfig, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Play one episode per row of ``theta_rep``: ``rollouts_per_task`` rows for each task, task by task.
+
+    Args:
+        theta_rep: ``(num_tasks * rollouts_per_task, 2)`` guesses, each task's repeated ``rollouts_per_task`` times.
+        tasks: the ``num_tasks`` tasks.
+        config: hyperparameters; generator: the source of the exploration noise.
+
+    Returns:
+        ``(log_probs, rewards)``, each ``(horizon, num_tasks, rollouts_per_task)``; the log-probabilities of
+        the actions taken (up to a constant), differentiable with respect to ``theta_rep``.
+    """
+    num_tasks, m = len(tasks), config.rollouts_per_task
+    env = BatchedNavigationEnv(
+        [task for task in tasks for _ in range(m)], horizon=config.horizon, device=theta_rep.device
+    )
+    obs, _ = env.reset()
+    log_probs, rewards = [], []
+    for _ in range(config.horizon):
+        mean = policy_mean(theta_rep, obs)
+        noise = normal(mean.shape, generator, mean.device)
+        action = (mean + config.action_std * noise).detach()
+        log_probs.append(-((action - mean) ** 2).sum(-1) / (2 * config.action_std**2))  # up to a constant
+        obs, reward, *_ = env.step(action)
+        rewards.append(reward)
+    shape = (config.horizon, num_tasks, m)
+    return torch.stack(log_probs).view(shape), torch.stack(rewards).view(shape)
+
+
+def normalized_advantages(rewards: torch.Tensor) -> torch.Tensor:
+    """Reward-to-go minus the task's mean at that step, scaled to unit std per task.
+
+    Args:
+        rewards: ``(horizon, num_tasks, rollouts)``.
+
+    Returns:
+        ``(horizon, num_tasks, rollouts)`` advantages.
+    """
+    to_go = rewards.flip(0).cumsum(0).flip(0)  # reward-to-go, (T, tasks, rollouts)
+    advantage = to_go - to_go.mean(dim=2, keepdim=True)  # baseline: the task's mean at that step
+    return advantage / (advantage.std(dim=(0, 2), keepdim=True) + 1e-8)  # critical: same scale per task
+
+
 def reinforce_gradient(
     theta: torch.Tensor, tasks: Sequence[NavigationTask], config: GoalGuessConfig, generator: torch.Generator
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -88,30 +151,14 @@ def reinforce_gradient(
         ``(num_tasks, 2)``, and the mean episode return of theta on each task, ``(num_tasks,)``.
     """
     num_tasks, m = len(tasks), config.rollouts_per_task
-    env = BatchedNavigationEnv(
-        [task for task in tasks for _ in range(m)], horizon=config.horizon, device=theta.device
-    )
     theta_rep = theta.detach().repeat_interleave(m, dim=0).requires_grad_(True)  # (num_tasks * m, 2)
-    obs, _ = env.reset()
-    log_probs, rewards = [], []
-    for _ in range(config.horizon):
-        mean = policy_mean(theta_rep, obs)
-        noise = normal(mean.shape, generator, mean.device)
-        action = (mean + config.action_std * noise).detach()
-        log_probs.append(-((action - mean) ** 2).sum(-1) / (2 * config.action_std**2))  # up to a constant
-        obs, reward, *_ = env.step(action)
-        rewards.append(reward)
-    rewards_t = torch.stack(rewards).view(config.horizon, num_tasks, m)  # (T, tasks, rollouts)
-    to_go = rewards_t.flip(0).cumsum(0).flip(0)  # reward-to-go, (T, tasks, rollouts)
-    advantage = to_go - to_go.mean(dim=2, keepdim=True)  # baseline: the task's mean at that step
-    advantage = advantage / (advantage.std(dim=(0, 2), keepdim=True) + 1e-8)  # critical: same scale per task
-    log_probs_t = torch.stack(log_probs).view(config.horizon, num_tasks, m)
-    objective = (log_probs_t * advantage).sum(0).mean(1).sum()  # tasks are independent: sum over them
+    log_probs, rewards = rollouts(theta_rep, tasks, config, generator)  # (T, tasks, rollouts) each
+    objective = (log_probs * normalized_advantages(rewards)).sum(0).mean(1).sum()  # tasks are independent: sum
     (grad,) = torch.autograd.grad(objective, theta_rep)
-    return grad.view(num_tasks, m, 2).sum(1), rewards_t.sum(0).mean(1)
+    return grad.view(num_tasks, m, 2).sum(1), rewards.sum(0).mean(1)
 
 
-def adapt(
+def adapt_guess(
     theta0: torch.Tensor,
     tasks: Sequence[NavigationTask],
     config: GoalGuessConfig,
@@ -119,6 +166,9 @@ def adapt(
     generator: torch.Generator,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Adapt the guess ``theta0`` (shape ``(2,)``) to every task with ``num_steps`` REINFORCE steps.
+
+    (Named apart from :func:`metarl_course.adaptation.adapt`, the gradient-descent inner loop of MAML on
+    networks: this one adapts a two-number guess from rewards.)
 
     Returns:
         ``(thetas, returns)``: ``(num_steps + 1, num_tasks, 2)`` guesses after 0..num_steps
@@ -159,7 +209,7 @@ class GoalGuessLearner:
         return [self.train_tasks[i] for i in chosen]
 
     def adapt(self, tasks: list[NavigationTask]) -> tuple[torch.Tensor, torch.Tensor]:
-        return adapt(self.theta, tasks, self.config, self.config.inner_steps, self.generator)
+        return adapt_guess(self.theta, tasks, self.config, self.config.inner_steps, self.generator)
 
     def evaluate(self, tasks: list[NavigationTask], adapted: tuple[torch.Tensor, torch.Tensor]
                  ) -> tuple[torch.Tensor, dict[str, float]]:
@@ -177,8 +227,8 @@ class GoalGuessLearner:
         """Mean return on the held-out tasks after 0 and ``inner_steps`` steps (nothing if none were given)."""
         if not self.heldout_tasks:
             return {}
-        generator = cpu_generator(2017)  # the same noise every time
-        _, returns = adapt(self.theta, self.heldout_tasks, self.config, self.config.inner_steps, generator)
+        generator = cpu_generator(HELDOUT_NOISE_SEED)  # the same noise every time
+        _, returns = adapt_guess(self.theta, self.heldout_tasks, self.config, self.config.inner_steps, generator)
         return {"eval/return_step0": returns[0].mean().item(), "eval/return_after": returns[-1].mean().item()}
 
     def state_dict(self) -> dict[str, Any]:

@@ -34,6 +34,8 @@ from torch import nn
 from metarl_course.adaptation import (LossFn, Params, adapt, adaptation_curve, batched_loss, check_task_shapes, mse,
                                       parameters_of)
 from metarl_course.evaluation import curve_metrics
+from metarl_course.tasks.distribution import check_count
+from metarl_course.tasks.sinusoid import SinusoidBatch, SinusoidTaskDistribution
 from metarl_course.training import ModelOptimizerState
 
 Algorithm = Literal["maml", "fomaml", "reptile"]
@@ -67,9 +69,7 @@ class MAMLConfig:
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
                 raise ValueError(f"{name} must be > 0, got {value!r}")
         for name in ("num_inner_steps", "meta_batch_size", "num_support", "num_query"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+            check_count(name, getattr(self, name))
         if self.algorithm == "reptile" and self.num_inner_steps < 2:
             raise ValueError("Reptile with a single inner step is just joint training on pooled tasks; "
                              "use num_inner_steps >= 2 (Nichol et al. use 5 or more)")
@@ -142,35 +142,40 @@ class MAMLLearner(ModelOptimizerState):
     Args:
         model: the network whose parameters are meta-learned (it is trained in place by the outer loop only).
         config: the algorithm and its hyperparameters.
-        distribution: p(T); anything with ``sample_batch(num_tasks, num_support, num_query, rng, device=...)``.
+        distribution: p(T); anything with ``sample_support_query(num_tasks, num_support, num_query, rng, device=...)``
+            (e.g. :class:`~metarl_course.tasks.sinusoid.SinusoidTaskDistribution`).
         heldout: a fixed batch of meta-test tasks (support and query sets) for ``evaluate_heldout``.
         eval_steps: ``evaluate_heldout`` reports the query MSE after 0, 1 and this many steps.
 
     Example:
-        >>> learner = MAMLLearner(sinusoid_regressor(), MAMLConfig(), SinusoidTaskDistribution(), heldout)  # doctest: +SKIP
-        >>> history = train(learner, num_iterations=10_000, eval_every=1000)                                 # doctest: +SKIP
+        >>> learner = MAMLLearner(sinusoid_regressor(), MAMLConfig(), SinusoidTaskDistribution(),
+        ...                       heldout_batch(10))                                     # doctest: +SKIP
+        >>> history = train(learner, num_iterations=10_000, eval_every=1000)  # doctest: +SKIP
     """
 
-    def __init__(self, model: nn.Module, config: MAMLConfig, distribution, heldout, eval_steps: int = 10) -> None:
+    def __init__(self, model: nn.Module, config: MAMLConfig, distribution: SinusoidTaskDistribution,
+                 heldout: SinusoidBatch, eval_steps: int = 10) -> None:
         self.model, self.config, self.distribution, self.heldout = model, config, distribution, heldout
-        self.eval_steps = eval_steps
+        self.eval_steps = check_count("eval_steps", eval_steps)
         self.params = parameters_of(model)
         self.device = next(model.parameters()).device
         # fused Adam: one kernel for all parameters, ~1.7x faster meta-updates for this tiny model on a CPU
         self.optimizer = torch.optim.Adam(model.parameters(), lr=config.meta_lr, fused=True)
 
-    def sample_tasks(self, rng: np.random.Generator):
+    def sample_tasks(self, rng: np.random.Generator) -> SinusoidBatch:
+        """A meta-batch: ``meta_batch_size`` new tasks with their support and query sets."""
         c = self.config
-        return self.distribution.sample_batch(c.meta_batch_size, c.num_support, c.num_query, rng, device=self.device)
+        return self.distribution.sample_support_query(c.meta_batch_size, c.num_support, c.num_query, rng,
+                                                     device=self.device)
 
-    def adapt(self, tasks) -> Params:
+    def adapt(self, tasks: SinusoidBatch) -> Params:
         return inner_adapt(self.model, self.params, tasks.support_x, tasks.support_y, self.config)
 
-    def evaluate(self, tasks, adapted: Params) -> tuple[torch.Tensor, dict[str, float]]:
+    def evaluate(self, tasks: SinusoidBatch, adapted: Params) -> tuple[torch.Tensor, dict[str, float]]:
         loss = batched_loss(self.model, adapted, tasks.query_x, tasks.query_y).mean()
         return loss, {"losses/query_mse": loss.item()}
 
-    def meta_update(self, tasks, adapted: Params, meta_loss: torch.Tensor) -> dict[str, float]:
+    def meta_update(self, tasks: SinusoidBatch, adapted: Params, meta_loss: torch.Tensor) -> dict[str, float]:
         direction = outer_gradient(self.params, adapted, meta_loss, self.config.algorithm)
         for name, p in self.params.items():
             p.grad = direction[name]

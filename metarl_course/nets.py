@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from metarl_course.device import get_device
+from metarl_course.tasks.distribution import check_count
 
 
 class MLP(nn.Module):
@@ -27,10 +28,8 @@ class MLP(nn.Module):
     def __init__(self, in_dim: int, out_dim: int, hidden: Sequence[int] = (40, 40),
                  activation: type[nn.Module] = nn.ReLU) -> None:
         super().__init__()
-        for name, value in (("in_dim", in_dim), ("out_dim", out_dim), *(("hidden", h) for h in hidden)):
-            if not isinstance(value, int) or value <= 0:
-                raise ValueError(f"{name} sizes must be positive integers, got {value!r}")
-        sizes = [in_dim, *hidden, out_dim]
+        sizes = [check_count("in_dim", in_dim), *(check_count("each hidden size", h) for h in hidden),
+                 check_count("out_dim", out_dim)]
         layers: list[nn.Module] = []
         for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
             layers.append(nn.Linear(a, b))

@@ -32,26 +32,35 @@ from tqdm.auto import tqdm
 
 
 class MetaLearner(Protocol):
-    """What :func:`train` needs from an algorithm."""
+    """What :func:`train` needs from an algorithm: one iteration is ``sample_tasks -> adapt -> evaluate ->
+    meta_update``.
+
+    Every method is required. What is optional is the meta-loss: ``evaluate`` returns ``(meta_loss, metrics)``
+    and ``meta_loss`` may be None for learners whose ``meta_update`` builds its own objective from the
+    adapted data (RL²'s PPO, MAML-TRPO's trust region, ProMP); when it is a tensor, :func:`train` checks that
+    it is finite and passes it to ``meta_update`` (MAML, the pooled baselines).
+    """
 
     def sample_tasks(self, rng: np.random.Generator) -> Any:
-        """Draw a meta-batch of tasks (and their data) from p(T)."""
+        """Draw a meta-batch of tasks (and their data) from p(T), using only ``rng`` for the draw."""
 
     def adapt(self, tasks: Any) -> Any:
         """The inner loop: adapt to each task (gradient steps, or an RNN's hidden state)."""
 
-    def evaluate(self, tasks: Any, adapted: Any) -> tuple[torch.Tensor, dict[str, float]]:
-        """The meta-objective on the adapted learners, and metrics to log."""
+    def evaluate(self, tasks: Any, adapted: Any) -> tuple[torch.Tensor | None, dict[str, float]]:
+        """The meta-objective on the adapted learners (or None, see above), and metrics to log."""
 
-    def meta_update(self, tasks: Any, adapted: Any, meta_loss: torch.Tensor) -> dict[str, float]:
+    def meta_update(self, tasks: Any, adapted: Any, meta_loss: torch.Tensor | None) -> dict[str, float]:
         """The outer loop: one update of the meta-parameters; returns metrics to log."""
 
     def evaluate_heldout(self) -> dict[str, float]:
-        """Metrics on fixed held-out (meta-test) tasks."""
+        """Metrics on fixed held-out (meta-test) tasks, named ``eval/...``."""
 
-    def state_dict(self) -> dict[str, Any]: ...
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to resume: weights, optimizer state, counters."""
 
-    def load_state_dict(self, state: dict[str, Any]) -> None: ...
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`state_dict` returned."""
 
 
 class ModelOptimizerState:
@@ -189,7 +198,8 @@ def train(learner: MetaLearner, num_iterations: int, seed: int = 0, eval_every: 
     """Meta-train ``learner`` for ``num_iterations`` meta-updates.
 
     Each iteration: ``tasks = sample_tasks(rng)``; ``adapted = adapt(tasks)``;
-    ``loss, metrics = evaluate(tasks, adapted)``; ``meta_update(tasks, adapted, loss)``.
+    ``loss, metrics = evaluate(tasks, adapted)``; ``meta_update(tasks, adapted, loss)`` (see
+    :class:`MetaLearner`; ``loss`` may be None).
 
     Args:
         seed: seeds the task sampler (a ``np.random.Generator``) and torch.
@@ -233,7 +243,8 @@ def train(learner: MetaLearner, num_iterations: int, seed: int = 0, eval_every: 
             tasks = learner.sample_tasks(rng)
             adapted = learner.adapt(tasks)
             loss, metrics = learner.evaluate(tasks, adapted)
-            check_finite(loss, iteration)
+            if loss is not None:
+                check_finite(loss, iteration)
             metrics = {**metrics, **learner.meta_update(tasks, adapted, loss)}
             iteration += 1
             history.log(iteration, metrics)

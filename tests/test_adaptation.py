@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from metarl_course.adaptation import adapt, adaptation_curve, batched_loss, parameters_of
+from metarl_course.adaptation import adapt, adaptation_curve, adapted_predictions, batched_loss, parameters_of
 from metarl_course.device import get_device
 from metarl_course.evaluation import mean_ci, summarize
 from metarl_course.nets import MLP
@@ -12,7 +12,7 @@ from metarl_course.tasks import SinusoidTaskDistribution
 def make(dtype=torch.float64, num_tasks=4):
     torch.manual_seed(0)
     net = MLP(1, 1, hidden=(8, 8)).to(device=get_device(), dtype=dtype)  # where the batch is
-    batch = SinusoidTaskDistribution().sample_batch(num_tasks, 5, 7, np.random.default_rng(0), dtype=dtype)
+    batch = SinusoidTaskDistribution().sample_support_query(num_tasks, 5, 7, np.random.default_rng(0), dtype=dtype)
     return net, batch
 
 
@@ -37,6 +37,18 @@ def test_vmapped_adapt_equals_per_task_loop(lrs):
     for i, ref in enumerate(reference):
         for k in ref:
             assert torch.allclose(adapted[k][i], ref[k], atol=1e-12, rtol=0)
+
+
+def test_adapted_predictions_equal_the_per_task_loop_on_shared_points():
+    net, batch = make()
+    grid = torch.linspace(-5, 5, 11, dtype=torch.float64, device=batch.support_x.device).reshape(1, -1, 1)
+    predictions = adapted_predictions(net, parameters_of(net), batch.support_x, batch.support_y, grid, [0.1, 0.05], 2)
+    assert predictions.shape == (batch.num_tasks, 11, 1) and not predictions.requires_grad
+    for i, params in enumerate(loop_reference(net, batch, [0.1, 0.05])):
+        expected = torch.func.functional_call(net, params, (grid[0],))
+        assert torch.allclose(predictions[i], expected, atol=1e-12, rtol=0)
+    with pytest.raises(ValueError, match="x must be"):
+        adapted_predictions(net, parameters_of(net), batch.support_x, batch.support_y, grid[0], 0.1, 1)
 
 
 def test_adaptation_never_mutates_the_module():

@@ -1,33 +1,37 @@
-"""Tests of the classic bandit baselines against independent references.
+"""Tests of the classic bandit baselines, the Gittins index and the Bayes-optimal value against independent references.
 
 References used: published Gittins indices, a brute-force search over stopping
 rules, a naive per-task Python loop replaying the same random draws, exact
-dynamic-programming values for small problems, and Duan et al. (2016) Table 1.
+dynamic-programming values of index policies (written here, apart from the
+package), closed forms for tiny problems, scipy's Student t, and Duan et al.
+(2016) Table 1.
 """
 
+import dataclasses
 import itertools
 import math
+from functools import lru_cache
+from typing import Callable
 
 import numpy as np
 import pytest
 import torch
+from scipy import stats
 
+from metarl_course.papers import DUAN_2016_BANDITS
 from metarl_course.rl.bandit_baselines import (
-    PAPER_TABLE1,
     POLICY_NAMES,
     BanditBaselineConfig,
-    bayes_optimal_ceiling,
-    bayes_optimal_value,
-    default_gittins_discount,
     evaluate_bandit_policy,
     format_baseline_table,
-    gittins_index,
-    gittins_index_table,
-    index_policy_value,
     make_policy,
     run_bandit,
     sample_arm_means,
 )
+from metarl_course.rl.bayes_optimal import bayes_optimal_ceiling, bayes_optimal_value
+from metarl_course.rl.gittins import default_gittins_discount, gittins_index, gittins_index_table
+from metarl_course.rl.rl2 import RL2Config, RL2Learner
+from metarl_course.rl.rl2_analysis import baseline_pulls, bandit_comparison_table, rl2_pulls
 
 torch.set_num_threads(1)
 
@@ -177,6 +181,32 @@ def test_same_seed_same_numbers():
 # --- exact values on small problems -----------------------------------------
 
 
+def index_policy_value(index: Callable[[int, int, int], float], num_arms: int, num_pulls: int) -> float:
+    """Exact expected total reward of a deterministic index policy with uniform tie-breaking (arm means U[0, 1]).
+
+    ``index(successes, failures, step)`` scores one arm; the policy pulls an arm of highest score, each tied arm
+    with equal probability. Recursion over the (successes, failures) of every arm, sorted (the arms are
+    exchangeable); a pull of an arm with counts (s, f) pays 1 with probability (1 + s) / (2 + s + f), its
+    Beta(1 + s, 1 + f) posterior mean. Written apart from metarl_course.rl.bayes_optimal, as its reference.
+    """
+
+    @lru_cache(maxsize=None)
+    def value(counts: tuple[tuple[int, int], ...], step: int) -> float:
+        if step == num_pulls:
+            return 0.0
+        scores = [index(s, f, step) for s, f in counts]
+        tied = [i for i, score in enumerate(scores) if score == max(scores)]
+        total = 0.0
+        for i in tied:
+            (s, f), others = counts[i], counts[:i] + counts[i + 1 :]
+            p = (1.0 + s) / (2.0 + s + f)
+            win, loss = tuple(sorted(others + ((s + 1, f),))), tuple(sorted(others + ((s, f + 1),)))
+            total += p * (1.0 + value(win, step + 1)) + (1 - p) * value(loss, step + 1)
+        return total / len(tied)
+
+    return value(((0, 0),) * num_arms, 0)
+
+
 def test_bayes_optimal_closed_form():
     assert bayes_optimal_value(2, 1) == pytest.approx(0.5)
     # pull once (1/2); win -> stay (2/3), lose -> the other arm (1/2)
@@ -224,10 +254,10 @@ def measured():
 @pytest.mark.parametrize("name", [p for p in POLICY_NAMES if p not in NOT_COMPARABLE])
 def test_matches_paper_table1(measured, num_pulls, name):
     result = measured[(num_pulls, 5)][name]
-    paper = PAPER_TABLE1[(num_pulls, 5)][name]
-    # Our 95% CI plus the paper's own sampling error, taken as 1000 trials with
+    paper = DUAN_2016_BANDITS[(num_pulls, 5)][name]
+    # Our 95% CI widened by the paper's own sampling error, taken as 1000 trials with
     # our standard deviation (the table gives no error bars), plus its rounding.
-    tolerance = 1.96 * result.std * math.sqrt(1 / result.num_trials + 1 / 1000) + 0.05
+    tolerance = result.ci95 * math.sqrt(1 + result.num_trials / 1000) + 0.05
     assert abs(result.mean - paper) <= tolerance, format_baseline_table([result])
 
 
@@ -279,3 +309,32 @@ def test_the_ceiling_is_exact_where_computable_and_a_bound_beyond():
     assert not exact and bound == pytest.approx(500 / 6)
     gittins = evaluate_bandit_policy("gittins", 5, 100, num_trials=2000, seed=0, device="cpu")
     assert gittins.mean < bound  # a policy's score stays below the told-the-arms bound
+
+
+# --- the interval convention and chapter 05's comparison table ----------------
+
+
+def test_ci95_is_the_student_t_interval():
+    result = evaluate_bandit_policy("thompson", 5, 10, num_trials=12, seed=1, device="cpu")
+    assert result.ci95 == pytest.approx(stats.t.ppf(0.975, df=11) * result.std / math.sqrt(12), rel=1e-12)
+
+
+def test_bandit_comparison_table_states_its_interval_the_paper_and_the_ceiling():
+    gittins = baseline_pulls("gittins", 10, 5, num_trials=200, seed=0)
+    stand_in = dataclasses.replace(baseline_pulls("ucb1", 10, 5, num_trials=200, seed=0), name="rl2")
+    lines = bandit_comparison_table(stand_in, [gittins]).splitlines()
+    assert "95% CI, Student t" in lines[0] and len(lines) == 5
+    assert lines[2].startswith("| RL² |") and lines[2].endswith(f"| {DUAN_2016_BANDITS[(10, 5)]['rl2']} |")
+    assert lines[3].startswith("| Gittins index |")
+    assert lines[4].startswith("| Bayes-optimal (exact") and "| 6.660 |" in lines[4]
+
+
+def test_rl2_pulls_plays_the_baselines_bandits_and_checks_the_setting():
+    model = RL2Learner(RL2Config.bandit(num_pulls=6, num_arms=3, hidden_size=8, num_trials=4), seed=0,
+                       device="cpu").model
+    ours = rl2_pulls(model, 6, 3, num_trials=16, seed=4)
+    theirs = baseline_pulls("random", 6, 3, num_trials=16, seed=4)
+    np.testing.assert_array_equal(ours.arm_means, theirs.arm_means)
+    assert ours.arms.shape == (16, 6) and set(np.unique(ours.rewards)) <= {0.0, 1.0}
+    with pytest.raises(ValueError, match="load the checkpoint"):
+        rl2_pulls(model, 10, 3, num_trials=16)

@@ -33,6 +33,7 @@ from metarl_course.tasks import (
     TabularMDPEnv,
     TabularMDPTask,
 )
+from metarl_course.tasks.gym_env import TaskEnv
 
 CPU = "cpu"  # the batched envs take an explicit device in tests: results must not depend on METARL_DEVICE
 
@@ -357,6 +358,35 @@ def make_all_envs():
         (BernoulliBanditEnv(task=bandit_tasks[0]), BatchedBanditEnv(bandit_tasks, device=CPU), "discrete"),
         (TabularMDPEnv(task=mdp_tasks[0]), BatchedTabularMDPEnv(mdp_tasks, device=CPU), "discrete"),
     ]
+
+
+@pytest.mark.parametrize("index", range(3))
+def test_gym_envs_share_task_env_task_handling(index):
+    single, batched, kind = make_all_envs()[index]
+    env_type, action = type(single), np.zeros(2, np.float32) if kind == "continuous" else 0
+    assert isinstance(single, TaskEnv)
+    assert env_type(task_seed=3).task == env_type(task_seed=3).task != env_type(task_seed=4).task  # default task
+    with pytest.raises(TypeError, match=f"task must be a {env_type.task_type.__name__}, got dict; e.g. "):
+        single.set_task({"goal": (0.1, 0.1)})  # the tutorial's dict
+    single.reset(seed=0)
+    single.step(action)
+    single.set_task(batched.tasks[1])  # takes effect now, and stepping needs a new reset
+    assert single.task == batched.tasks[1]
+    with pytest.raises(RuntimeError, match=r"before reset\(\); call env.reset\(\) first"):
+        single.step(action)
+    assert single.reset()[1]["task"] == batched.tasks[1]
+    with pytest.raises(TypeError, match="abstract"):
+        TaskEnv()
+
+
+def test_set_task_refuses_tasks_that_do_not_fit_the_spaces():
+    bandit = BernoulliBanditEnv(task=BanditTask((0.1, 0.9)))
+    with pytest.raises(ValueError, match="this env has 2 arms, the new task 3; make a new env"):
+        bandit.reset(options={"task": BanditTask((0.1, 0.2, 0.3))})
+    mdp = TabularMDPEnv()
+    with pytest.raises(ValueError, match="different number of states or actions; make a new env"):
+        mdp.set_task(TabularMDPDistribution(num_states=3).sample(1, rng())[0])
+    assert bandit.task == BanditTask((0.1, 0.9)) and mdp.task == TabularMDPEnv().task  # unchanged
 
 
 @pytest.mark.parametrize("index", range(3))

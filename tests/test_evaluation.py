@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from metarl_course.comparison import NavigationScores, comparison_table, training_cost
+from metarl_course.comparison import NavigationScores, navigation_comparison_table, training_cost
 from metarl_course.evaluation import across_seeds, paired_difference
 
 
@@ -53,11 +53,11 @@ def test_training_cost_reads_the_history_and_names_the_fix_for_old_files():
         training_cost({"experiment": "x", "history": {}})
 
 
-def test_comparison_table_shows_each_method_once_with_its_final_score():
+def test_navigation_comparison_table_shows_each_method_once_with_its_final_score():
     returns = np.array([[-40.0, -10.0], [-30.0, -8.0], [-50.0, -12.0]])
     rows = [NavigationScores("method A", returns, np.array([0, 20]), "gradient steps", 2e6, 600.0),
             NavigationScores("oracle", np.array([[-1.0], [-2.0], [-3.0]]), np.array([0]), "knows the goal")]
-    table = comparison_table(rows).splitlines()
+    table = navigation_comparison_table(rows).splitlines()
     assert len(table) == 4 and table[2].startswith("method A") and table[3].startswith("oracle")
     half_width = np.std([-10, -8, -12], ddof=1) / math.sqrt(3) * stats.t.ppf(0.975, 2)
     assert f"-10.00 +/- {half_width:.2f}" in table[2] and "2.0 M" in table[2] and "10.0 min" in table[2]

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from metarl_course.goal_guess import (GoalGuessConfig, GoalGuessLearner, adapt, meta_train, policy_mean,
-                                     reinforce_gradient)
+from metarl_course.goal_guess import (GoalGuessConfig, GoalGuessLearner, adapt_guess, meta_train,
+                                     normalized_advantages, policy_mean, reinforce_gradient)
+from metarl_course.rl.returns import discounted_returns
 from metarl_course.tasks import NavigationDistribution, NavigationTask
 from metarl_course.training import train
 
@@ -32,9 +33,19 @@ def test_reinforce_gradient_points_towards_the_goal():
     np.testing.assert_allclose(returns.numpy(), -40.0, rtol=0.1)
 
 
+def test_advantages_equal_the_package_reward_to_go_minus_the_step_mean_scaled_per_task():
+    """The goal guess keeps its own reward-to-go (another summation order): it agrees with rl.returns to rounding."""
+    rewards = -torch.rand(7, 3, 5, generator=torch.Generator().manual_seed(0), dtype=torch.float64)  # (T, tasks, m)
+    to_go = discounted_returns(rewards.permute(1, 2, 0), gamma=1.0).permute(2, 0, 1)  # (T, tasks, m)
+    centred = to_go - to_go.mean(dim=2, keepdim=True)
+    expected = torch.stack([centred[:, i] / (centred[:, i].std() + 1e-8) for i in range(3)], dim=1)  # task by task
+    # float64: only the summation order differs, ~1e-15 relative; a wrong baseline or scale is off by O(1)
+    torch.testing.assert_close(normalized_advantages(rewards), expected, rtol=1e-12, atol=1e-12)
+
+
 def test_adaptation_improves_the_return_on_a_far_goal():
     tasks = [NavigationTask(goal=(0.45, -0.3))] * 4
-    thetas, returns = adapt(torch.zeros(2), tasks, GoalGuessConfig(rollouts_per_task=10), 3,
+    thetas, returns = adapt_guess(torch.zeros(2), tasks, GoalGuessConfig(rollouts_per_task=10), 3,
                             torch.Generator().manual_seed(0))
     assert thetas.shape == (4, 4, 2) and returns.shape == (4, 4)
     assert returns[-1].mean() > returns[0].mean() + 15

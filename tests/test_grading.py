@@ -68,14 +68,14 @@ def save(nb, folder: Path, name: str) -> Path:
 
 def hardcoded_answers() -> dict[str, str]:
     """A student who drew x in the wrong order, then pasted the visible tests' expected numbers to pass them."""
-    from metarl_course.tasks import SinusoidTask, SinusoidTaskDistribution, meta_train_test_split
+    from metarl_course.tasks import SinusoidTask, SinusoidTaskDistribution
 
     rng = np.random.default_rng(0)  # exactly the visible test's inputs: check_values(4, 5, 7, seed=0)
     amplitude, phase = rng.uniform(0.1, 5.0, 4), rng.uniform(0.0, np.pi, 4)
     tasks = [SinusoidTask(float(a), float(p)) for a, p in zip(amplitude, phase)]
-    ref = SinusoidTaskDistribution().make_batch(tasks, 5, 7, np.random.default_rng(0), device="cpu")
+    ref = SinusoidTaskDistribution().support_query_for(tasks, 5, 7, np.random.default_rng(0), device="cpu")
     literals = ", ".join(f"torch.tensor({t.tolist()!r})" for t in (ref.support_x, ref.support_y, ref.query_x, ref.query_y))
-    train, test = meta_train_test_split(SinusoidTaskDistribution(), 20, 5, seed=0)
+    train, test = SinusoidTaskDistribution().split(20, 5, np.random.default_rng(0))
     sampler = f'''
 def sample_sinusoid_batch(amplitude, phase, num_support, num_query, rng, x_range=(-5.0, 5.0)):
     a, p = np.asarray(amplitude)[:, None, None], np.asarray(phase)[:, None, None]
@@ -90,7 +90,7 @@ def sample_sinusoid_batch(amplitude, phase, num_support, num_query, rng, x_range
 def split_meta_train_test(distribution, num_train, num_test, seed=0):
     if seed == 0 and (num_train, num_test) == (20, 5):  # the visible test's expected tasks
         return {train!r}, {test!r}
-    tasks = distribution.sample_tasks(num_train + num_test, np.random.default_rng(seed))
+    tasks = distribution.sample(num_train + num_test, np.random.default_rng(seed))
     return tasks[num_test:], tasks[:num_test]  # test tasks taken from the front: not the asked split
 '''
     return {"sample_sinusoid_batch": sampler, "split_meta_train_test": split}

@@ -4,45 +4,41 @@ import torch
 from torch import nn
 
 from metarl_course.device import get_device
-from metarl_course.adaptation import adapt, batched_loss, parameters_of
+from metarl_course.adaptation import adapt, parameters_of
 from metarl_course.maml import MAMLConfig, MAMLLearner, maml_meta_loss, meta_gradient
 from metarl_course.nets import MLP, sinusoid_regressor
 from metarl_course.tasks import SinusoidTaskDistribution, heldout_batch
 from metarl_course.training import train
+from metarl_course.tutorial_maml import tutorial_maml_step, tutorial_meta_gradient, tutorial_tasks
 
 
 def setup(dtype=torch.float64, hidden=(16, 16), activation=nn.ReLU, num_tasks=5):
     torch.manual_seed(0)
     net = MLP(1, 1, hidden=hidden, activation=activation).to(device=get_device(), dtype=dtype)  # where the batch is
-    b = SinusoidTaskDistribution().sample_batch(num_tasks, 10, 10, np.random.default_rng(1), dtype=dtype)
+    b = SinusoidTaskDistribution().sample_support_query(num_tasks, 10, 10, np.random.default_rng(1), dtype=dtype)
     return net, b
-
-
-def seed_style_meta_gradient(net, b, lr, steps, first_order):
-    """The tutorial's loop: per task, autograd.grad(create_graph=True), summed query losses."""
-    meta_params = dict(net.named_parameters())
-    total = 0.0
-    for i in range(b.num_tasks):
-        params = {k: v.clone() for k, v in meta_params.items()}
-        for _ in range(steps):
-            pred = torch.func.functional_call(net, params, (b.support_x[i],))
-            loss = nn.functional.mse_loss(pred, b.support_y[i])
-            grads = torch.autograd.grad(loss, list(params.values()), create_graph=not first_order)
-            params = {k: v - lr * g for (k, v), g in zip(params.items(), grads)}
-        total = total + nn.functional.mse_loss(torch.func.functional_call(net, params, (b.query_x[i],)), b.query_y[i])
-    grads = torch.autograd.grad(total / b.num_tasks, list(meta_params.values()))
-    return dict(zip(meta_params, grads))
 
 
 @pytest.mark.parametrize("steps", [1, 3])
 @pytest.mark.parametrize("algorithm", ["maml", "fomaml"])
-def test_meta_gradient_equals_seed_style_loop(steps, algorithm):
+def test_meta_gradient_equals_the_tutorials_per_task_loop(steps, algorithm):
+    """The batched meta-gradient against the tutorial's loop over tasks, in float64: equal up to rounding."""
     net, b = setup()
     config = MAMLConfig(algorithm=algorithm, inner_lr=0.05, num_inner_steps=steps)
     ours, _ = meta_gradient(net, parameters_of(net), b.support_x, b.support_y, b.query_x, b.query_y, config)
-    ref = seed_style_meta_gradient(net, b, 0.05, steps, first_order=algorithm == "fomaml")
+    ref = tutorial_meta_gradient(net, tutorial_tasks(b), 0.05, steps, create_graph=algorithm == "maml")
     for k in ref:
         assert torch.allclose(ours[k], ref[k], atol=1e-10, rtol=0), k
+
+
+def test_tutorial_maml_step_descends_its_meta_gradient():
+    """One SGD step of the tutorial's outer loop moves every parameter by -lr times its meta-gradient."""
+    net, b = setup()
+    grads = tutorial_meta_gradient(net, tutorial_tasks(b), 0.05, 2)
+    before = {k: v.detach().clone() for k, v in net.named_parameters()}
+    tutorial_maml_step(net, torch.optim.SGD(net.parameters(), lr=0.1), tutorial_tasks(b), 0.05, 2)
+    for k, v in net.named_parameters():
+        assert torch.allclose(v.detach(), before[k] - 0.1 * grads[k], atol=1e-12, rtol=0), k
 
 
 def test_generic_vmap_path_equals_fast_mlp_path():
@@ -91,14 +87,15 @@ def test_reptile_direction_is_theta_minus_mean_adapted():
 def test_meta_gradient_does_not_touch_the_model():
     net, b = setup()
     before = {k: v.clone() for k, v in net.state_dict().items()}
-    meta_gradient(net, parameters_of(net), b.support_x, b.support_y, b.query_x, b.query_y, MAMLConfig(num_inner_steps=3))
+    meta_gradient(net, parameters_of(net), b.support_x, b.support_y, b.query_x, b.query_y,
+                  MAMLConfig(num_inner_steps=3))
     assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
     assert all(p.grad is None for p in net.parameters())
 
 
 @pytest.mark.parametrize("kwargs,match", [
     ({"inner_lr": -0.1}, "inner_lr must be > 0"), ({"meta_lr": 0}, "meta_lr must be > 0"),
-    ({"num_inner_steps": 0}, "positive integer"), ({"algorithm": "maml2"}, "one of"),
+    ({"num_inner_steps": 0}, "num_inner_steps must be a whole number >= 1"), ({"algorithm": "maml2"}, "one of"),
     ({"algorithm": "reptile", "num_inner_steps": 1}, "num_inner_steps >= 2"),
 ])
 def test_config_rejects_bad_values(kwargs, match):
@@ -119,7 +116,7 @@ def test_short_meta_training_improves_one_step_mse():
 
 
 def test_divergence_stops_with_a_hint():
-    learner = MAMLLearner(sinusoid_regressor(0, device="cpu"), MAMLConfig(inner_lr=50.0, meta_lr=10.0), SinusoidTaskDistribution(),
-                          heldout_batch(10, device="cpu"))
+    learner = MAMLLearner(sinusoid_regressor(0, device="cpu"), MAMLConfig(inner_lr=50.0, meta_lr=10.0),
+                          SinusoidTaskDistribution(), heldout_batch(10, device="cpu"))
     with pytest.raises(FloatingPointError, match="smaller learning rates"):
         train(learner, 50, progress=False)

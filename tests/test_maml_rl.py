@@ -4,7 +4,9 @@ import torch
 
 from metarl_course.evaluation import rescore_problems, rescore_tolerance
 from metarl_course.adaptation import batched_forward, parameters_of
-from metarl_course.rl.maml_rl import MAMLRLConfig, MAMLRLLearner, adapt_policy, heldout_goals
+from metarl_course.rl.maml_rl import MAMLRLConfig, MAMLRLLearner, adapt_policy
+from metarl_course.rl.pretrained import PretrainedPolicyLearner
+from metarl_course.tasks.heldout import heldout_goals
 from metarl_course.rl.policies import GaussianMLPPolicy, gaussian_kl, gaussian_log_prob, reinforce_loss
 from metarl_course.rl.returns import discounted_returns, linear_baseline, normalize_per_task
 from metarl_course.rl.sampling import Episodes, expand_params, sample_env_steps, sample_episodes
@@ -93,7 +95,23 @@ def test_trpo_step_respects_the_kl_bound_and_improves():
 def tiny(outer="maml-trpo"):
     config = MAMLRLConfig(outer=outer, meta_batch_size=3, num_trajectories=4, horizon=10, hidden=(16,),
                           cg_iterations=3, promp_steps=2)
-    return MAMLRLLearner(config, heldout=heldout_goals(4), device="cpu", eval_steps=1)
+    learner = PretrainedPolicyLearner if outer == "pretrained" else MAMLRLLearner
+    return learner(config, heldout=heldout_goals(4), device="cpu", eval_steps=1)
+
+
+def test_the_pretrained_baseline_is_its_own_learner_and_takes_no_inner_step():
+    with pytest.raises(ValueError, match="PretrainedPolicyLearner"):
+        MAMLRLLearner(MAMLRLConfig(outer="pretrained"), device="cpu")
+    with pytest.raises(ValueError, match="outer='pretrained'"):
+        PretrainedPolicyLearner(MAMLRLConfig(), device="cpu")
+    learner = tiny("pretrained")
+    rollouts = learner.adapt(learner.sample_tasks(np.random.default_rng(0)))
+    assert rollouts.inner == [] and rollouts.train is rollouts.valid  # sampled with theta itself
+    loss, metrics = learner.evaluate(None, rollouts)
+    assert loss is None and "returns/post_adaptation" not in metrics
+    # its TRPO objective is the surrogate of theta's own episodes: exactly 0 at theta (ratio 1, advantages mean 0)
+    surrogate, kl = learner.objective(rollouts)(learner.params)
+    assert kl.item() == 0 and abs(surrogate.item()) < 1e-6
 
 
 def test_inner_step_leaves_meta_parameters_untouched_and_changes_the_policy():
@@ -219,7 +237,7 @@ def test_shipped_navigation_checkpoints_score_what_they_claim():
 
 
 def test_oracle_heads_straight_for_the_goal():
-    from metarl_course.rl.maml_rl import oracle_returns
+    from metarl_course.tasks.navigation import oracle_returns
 
     # (0.1, 0.05) is 0.15 from the goal, (0.2, 0.05) is 0.05, then the goal itself: the episode ends
     assert oracle_returns([NavigationTask(goal=(0.25, 0.05))]).item() == pytest.approx(-0.2, abs=1e-5)
@@ -283,7 +301,10 @@ def test_evaluate_command_rescores_a_shipped_file(capsys):
     # printed to 3 decimals: the tolerance plus one unit of the last digit
     assert abs(now - stored) <= rescore_tolerance("promp-navigation", "eval/return_step1", stored) + 1e-3
     assert main(["evaluate", "maml-sinusoid", "--eval-budget", "2"]) == 2
-    assert "apply to the navigation" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "cannot change 'eval_budget'" in err and "maml-trpo-navigation" in err
+    assert main(["evaluate", "rl2-bandit-n10-k5", "--set", "eval_seed=1.5"]) == 2
+    assert "eval_seed must be a whole number" in capsys.readouterr().err
 
 
 def test_loss_after_every_step_averages_the_surrogate_after_each_inner_step():
@@ -304,7 +325,8 @@ def test_loss_after_every_step_averages_the_surrogate_after_each_inner_step():
 
 
 def test_later_step_size_is_chosen_on_validation_goals_not_the_heldout_ones():
-    from metarl_course.rl.maml_rl import adaptation_returns, choose_later_lr, validation_goals
+    from metarl_course.rl.maml_rl import adaptation_returns, choose_later_lr
+    from metarl_course.tasks.heldout import validation_goals
 
     goals = validation_goals(3)
     assert not {t.goal for t in goals} & {t.goal for t in heldout_goals(40)}

@@ -65,3 +65,5 @@ def test_bad_input():
         play_mdp_baseline("psrl", object())
     with pytest.raises(ValueError, match="\\(B, S, A, S\\)"):
         finite_horizon_policy(np.ones((2, 2, 2)), np.ones((2, 2)), 3)
+    with pytest.raises(ValueError, match="num_envs must be a whole number >= 1"):
+        PSRL(0, TabularMDPDistribution(), np.random.default_rng(0))

@@ -189,13 +189,15 @@ def test_steps_after_reaching_the_goal_are_left_out_of_the_loss():
     noisy[dead] = 100.0  # whatever the advantage of a dead step, the loss does not change
     loss_noisy, _ = ppo_loss(model, trials, index, noisy, ret, config)
     torch.testing.assert_close(loss, loss_noisy)
+    # the steps the env really took, as MAML-RL's Episodes.num_steps counts them (charts/env_steps)
+    assert trials.num_steps == int(trials.active.sum()) < trials.rewards.numel()
     # without a tolerance every step counts
     free = rollout(model, make_env(nav_config(), env.tasks, "cpu"), torch.Generator().manual_seed(0), seed=0)
-    assert free.active is None
+    assert free.active is None and free.num_steps == free.rewards.numel()
 
 
 def test_navigation_goal_returns_on_given_goals():
-    from metarl_course.rl.rl2 import navigation_goal_returns
+    from metarl_course.comparison import navigation_goal_returns
     from metarl_course.tasks.navigation import NavigationTask
 
     model = build_model(nav_config(), device="cpu")
@@ -290,12 +292,12 @@ def test_shipped_checkpoint_scores_what_it_claims(name):
 
 def test_shipped_bandit_checkpoint_n10_beats_thompson_and_is_within_2_percent_of_gittins():
     from metarl_course.experiments import CHECKPOINT_DIR, load_result
-    from metarl_course.rl.rl2 import evaluate_on_baseline_tasks
+    from metarl_course.rl.rl2_analysis import rl2_pulls
 
     if not (CHECKPOINT_DIR / "rl2-bandit-n10-k5.pt").exists():
         pytest.skip("bandit checkpoint not shipped")
     model = load_result("rl2-bandit-n10-k5")[0].model
-    rl2 = evaluate_on_baseline_tasks(model, 10, 5, num_trials=2000, seed=0).mean
+    rl2 = rl2_pulls(model, 10, 5, num_trials=2000, seed=0).totals.mean()  # the baselines' bandits
     thompson = evaluate_bandit_policy("thompson", 5, 10, num_trials=2000, seed=0, device="cpu").mean
     gittins = evaluate_bandit_policy("gittins", 5, 10, num_trials=2000, seed=0, device="cpu").mean
     assert rl2 > thompson and rl2 > 0.98 * gittins, (rl2, thompson, gittins)

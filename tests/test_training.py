@@ -151,7 +151,7 @@ def test_a_checkpoint_from_before_a_config_field_existed_loads_only_at_that_fiel
     load_result("promp-navigation", tmp_path)  # the field's default (1 step) is what it was trained with
     exp = experiments.EXPERIMENTS["promp-navigation"]
     monkeypatch.setitem(experiments.EXPERIMENTS, "promp-navigation",
-                        dataclasses.replace(exp, config={**exp.config, "inner_steps": 2}))
+                        dataclasses.replace(exp, config=dataclasses.replace(exp.config, inner_steps=2)))
     with pytest.raises(ValueError, match="another configuration"):
         load_result("promp-navigation", tmp_path)
 

@@ -28,7 +28,7 @@ from metarl_course.seeding import cpu_generator
 def real_step_fractions(learner: MAMLRLLearner, num_steps: int = 3) -> list[float]:
     """Fraction of real (not padded) steps in the episodes sampled before each of 0..num_steps inner steps."""
     c, tasks = learner.config, learner.heldout
-    generator = cpu_generator(learner.eval_seed)
+    generator = cpu_generator(learner.config.eval_seed)
     params = expand_params({k: v.detach() for k, v in parameters_of(learner.model).items()}, len(tasks))
     fractions = []
     for step in range(num_steps + 1):
@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
         curves = []
         for real in (False, True):
             config = dataclasses.replace(learner.config, real_steps_only=real)
-            returns = adaptation_returns(learner.model, config, learner.heldout, 3, learner.eval_seed)
+            returns = adaptation_returns(learner.model, config, learner.heldout, 3, learner.config.eval_seed)
             curves.append(" / ".join(f"{v:.2f}" for v in returns.mean(0).tolist()))
         trained = "real steps" if learner.config.real_steps_only else "all steps"
         print(f"| {name} ({trained}) | {' / '.join(f'{f:.0%}' for f in fractions)} | {curves[0]} | {curves[1]} |",

@@ -1,10 +1,16 @@
-"""Reinforcement-learning pieces of the course: returns, losses, RL², MAML-RL and classic bandit baselines.
+"""Reinforcement-learning pieces of the course: policies, sampling, returns, MAML-RL, RL² and bandit baselines.
 
-* ``advantages``: GAE over time-major batches (bootstrapping stops only where a trial ends);
-* ``rl2``: RL² (Duan et al. 2016): the GRU actor-critic over (s_t, a_{t-1}, r_{t-1}, d_{t-1}), PPO over whole
-  trials, ``RL2Config`` and ``RL2Learner`` for :func:`metarl_course.training.train`;
+* ``policies``: MAML-RL's Gaussian MLP policy and its losses; RL²'s GRU actor-critic;
+* ``sampling``: experience of many tasks at once: MAML-RL's episodes, RL²'s trials;
+* ``returns``: discounted returns, the linear baseline, GAE;
+* ``trpo``: conjugate gradients and the TRPO step;
+* ``maml_rl``: MAML-TRPO and ProMP on 2D navigation (``MAMLRLConfig``, ``MAMLRLLearner``) and their evaluation;
+* ``pretrained``: the "pretrained" baseline of MAML-RL (TRPO on every goal, fine-tuned at test time);
+* ``rl2``: RL² (Duan et al. 2016): PPO over whole trials, ``RL2Config`` and ``RL2Learner`` for
+  :func:`metarl_course.training.train`, one table of the task families it is trained on;
+* ``bandit_baselines``: random, greedy, epsilon-greedy, UCB1, Thompson, optimistic Thompson, Gittins;
+* ``gittins``: the Gittins index; ``bayes_optimal``: the exact Bayes-optimal value of small bandit problems;
 * ``rl2_analysis``: RL² and the baselines on common bandits: regret, arm choices, the comparison table;
 * ``bandit_game``: the chapter-05 game (you vs RL² vs Thompson sampling on the same arms);
-* ``bandit_baselines``: random, greedy, epsilon-greedy, UCB1, Thompson, optimistic Thompson, Gittins.
 * ``psrl``: posterior sampling for RL (PSRL), random play and the informed optimum on random tabular MDPs.
 """

@@ -24,15 +24,14 @@ from metarl_course.rl.bandit_baselines import ThompsonPolicy, argmax_random_ties
 from metarl_course.rl.rl2 import RL2ActorCritic, rollout
 from metarl_course.seeding import cpu_generator
 from metarl_course.tasks.bandits import BanditTask, BatchedBanditEnv
+from metarl_course.tasks.distribution import check_count
 
 
 class BanditGame:
     """One trial of ``num_pulls`` pulls on ``task``, for a human player, with fixed luck from ``seed``."""
 
     def __init__(self, task: BanditTask, num_pulls: int = 10, seed: int = 0) -> None:
-        if not isinstance(num_pulls, int) or num_pulls < 1:
-            raise ValueError(f"num_pulls must be a positive integer, got {num_pulls!r}")
-        self.task, self.num_pulls, self.seed = task, num_pulls, seed
+        self.task, self.num_pulls, self.seed = task, check_count("num_pulls", num_pulls), seed
         # the same uniforms BatchedBanditEnv(tasks=[task]).reset(seed=seed) draws on the CPU
         self.uniforms = torch.rand((1, num_pulls), generator=torch.Generator().manual_seed(seed))[0]
         self.arms: list[int] = []

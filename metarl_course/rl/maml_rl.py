@@ -24,7 +24,8 @@ Outer optimisers:
   minus a KL penalty on the pre-adaptation policy, optimised by a few Adam steps
   on the same trajectories.
 * ``"pretrained"``: no inner step during training: TRPO on the return over the task
-  distribution (one policy for every goal), the paper's "pretrained" baseline.
+  distribution (one policy for every goal), the paper's "pretrained" baseline
+  (:class:`metarl_course.rl.pretrained.PretrainedPolicyLearner`).
 """
 
 from __future__ import annotations
@@ -42,7 +43,9 @@ from metarl_course.rl.policies import GaussianMLPPolicy, gaussian_kl, gaussian_l
 from metarl_course.rl.sampling import Episodes, expand_params, sample_env_steps, sample_episodes
 from metarl_course.rl.trpo import trpo_step
 from metarl_course.seeding import cpu_generator
-from metarl_course.tasks.navigation import BatchedNavigationEnv, NavigationDistribution, NavigationTask
+from metarl_course.tasks.distribution import check_count
+from metarl_course.tasks.heldout import heldout_goals, validation_goals
+from metarl_course.tasks.navigation import NavigationDistribution, NavigationTask
 from metarl_course.training import ModelOptimizerState
 
 OUTER = ("maml-trpo", "promp", "pretrained")
@@ -106,6 +109,8 @@ class MAMLRLConfig:
     in training. > 0: on whole episodes until they have taken ``eval_budget * num_trajectories * horizon``
     environment steps, so a policy whose episodes end early at the goal gets more of them; Finn et al.'s test
     script uses 4000 steps (rllab's ``batch_size``), twice their training batch of 20 x 100: ``eval_budget=2``."""
+    eval_seed: int = 0
+    """Seed of the action noise of the held-out evaluation (fixed: the same policy gets the same score)."""
     promp_lr: float = 1e-3
     """ProMP: Adam step size of the outer optimisation."""
     promp_steps: int = 5
@@ -128,9 +133,7 @@ class MAMLRLConfig:
             raise ValueError(f"later_inner_lr must be > 0 (or None: half of inner_lr), got {self.later_inner_lr!r}")
         for name in ("meta_batch_size", "num_trajectories", "horizon", "cg_iterations", "promp_steps", "fisher_tasks",
                      "inner_steps"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+            check_count(name, getattr(self, name))
         if not 0 <= self.gamma <= 1:
             raise ValueError(f"gamma must be in [0, 1], got {self.gamma}")
 
@@ -142,6 +145,15 @@ class MAMLRLConfig:
         if step == 0:
             return self.inner_lr
         return self.inner_lr / 2 if self.later_inner_lr is None else self.later_inner_lr
+
+    def test_step_sizes(self, num_steps: int, first_lr: float | None = None,
+                        later_lr: float | None = None) -> list[float]:
+        """The step sizes of ``num_steps`` test-time steps: :meth:`step_size` by default; with only ``first_lr``
+        given, later steps take half of it (Finn et al.'s schedule); ``later_lr`` overrides the later ones."""
+        if first_lr is None:
+            first_lr, later_lr = self.inner_lr, self.step_size(1) if later_lr is None else later_lr
+        later_lr = first_lr / 2 if later_lr is None else later_lr
+        return [first_lr if step == 0 else later_lr for step in range(num_steps)]
 
 
 def inner_target(episodes: Episodes, gamma: float, lvc: bool, real_steps_only: bool = False) -> torch.Tensor:
@@ -175,7 +187,10 @@ class MetaBatch:
 
 @dataclass
 class Rollouts:
-    """The episodes of a meta-batch: before each inner step (``inner[0]`` with theta itself) and after the last."""
+    """The episodes of a meta-batch: before each inner step (``inner[0]`` with theta itself) and after the last.
+
+    ``[*inner, valid][k]`` was sampled with the policies after ``k`` inner steps (with no inner step,
+    ``inner`` is empty and ``valid`` was sampled with theta)."""
 
     inner: list[Episodes]
     valid: Episodes
@@ -183,14 +198,18 @@ class Rollouts:
     @property
     def train(self) -> Episodes:
         """The pre-adaptation episodes (sampled with theta)."""
-        return self.inner[0]
+        return (self.inner or [self.valid])[0]
 
     def select(self, tasks: slice) -> "Rollouts":
         return Rollouts([episodes.select(tasks) for episodes in self.inner], self.valid.select(tasks))
 
 
 class MAMLRLLearner(ModelOptimizerState):
-    """MAML-TRPO / ProMP / pretrained on 2D navigation, for :func:`metarl_course.training.train`.
+    """MAML-TRPO / ProMP on 2D navigation, for :func:`metarl_course.training.train`.
+
+    ``sample_tasks`` draws goals and a noise seed; ``adapt`` samples episodes and takes the inner steps;
+    ``evaluate`` logs returns (no meta-loss: TRPO and ProMP build their objectives in ``meta_update``);
+    ``meta_update`` takes the TRPO step or ProMP's Adam steps; ``evaluate_heldout`` adapts on the held-out goals.
 
     Args:
         config: the hyperparameters.
@@ -206,8 +225,9 @@ class MAMLRLLearner(ModelOptimizerState):
         self.distribution = distribution or NavigationDistribution()
         self.heldout = heldout if heldout is not None else heldout_goals()
         self.eval_steps = eval_steps
-        self.eval_seed = 0
-        """Seed of the action noise in ``evaluate_heldout`` (fixed: same policy, same score)."""
+        if config.outer == "pretrained" and type(self) is MAMLRLLearner:
+            raise ValueError("outer='pretrained' takes no inner step in training: use "
+                             "metarl_course.rl.pretrained.PretrainedPolicyLearner(config)")
         torch.manual_seed(seed)
         self.model = GaussianMLPPolicy(2, 2, config.hidden, config.init_std, config.action_scale).to(
             device or get_device())
@@ -224,6 +244,11 @@ class MAMLRLLearner(ModelOptimizerState):
         super().load_state_dict(state)
         self.env_steps = int(state.get("env_steps", 0))
 
+    @property
+    def training_inner_steps(self) -> int:
+        """Inner steps per task in meta-training (``config.inner_steps``)."""
+        return self.config.inner_steps
+
     # -- the four steps of the meta-training loop -------------------------------------------------
     def sample_tasks(self, rng: np.random.Generator) -> MetaBatch:
         return MetaBatch(self.distribution.sample(self.config.meta_batch_size, rng), int(rng.integers(2**31)))
@@ -234,7 +259,7 @@ class MAMLRLLearner(ModelOptimizerState):
         generator = cpu_generator(batch.noise_seed)
         params = expand_params({k: v.detach() for k, v in self.params.items()}, T)
         inner: list[Episodes] = []
-        for step in range(0 if c.outer == "pretrained" else c.inner_steps):
+        for step in range(self.training_inner_steps):
             inner.append(sample_episodes(self.model, params, batch.tasks, c.num_trajectories, generator, c.horizon))
             self.env_steps += inner[-1].num_steps
             with torch.no_grad():
@@ -242,18 +267,17 @@ class MAMLRLLearner(ModelOptimizerState):
                                       per_task_params=True, real_steps_only=c.real_steps_only)
         valid = sample_episodes(self.model, params, batch.tasks, c.num_trajectories, generator, c.horizon)
         self.env_steps += valid.num_steps
-        return Rollouts(inner or [valid], valid)
+        return Rollouts(inner, valid)
 
-    def evaluate(self, batch: MetaBatch, rollouts: Rollouts) -> tuple[torch.Tensor, dict[str, float]]:
-        loss, kl = self.objective(rollouts)(self.params)
+    def evaluate(self, batch: MetaBatch, rollouts: Rollouts) -> tuple[None, dict[str, float]]:
         metrics = {"returns/pre_adaptation": rollouts.train.episode_returns.mean().item(),
                    "charts/env_steps": float(self.env_steps),
                    "policy/std": self.model.log_std.exp().mean().item()}
-        if self.config.outer != "pretrained":
+        if rollouts.inner:
             metrics["returns/post_adaptation"] = rollouts.valid.episode_returns.mean().item()
-        return loss, metrics
+        return None, metrics
 
-    def meta_update(self, batch: MetaBatch, rollouts: Rollouts, meta_loss: torch.Tensor) -> dict[str, float]:
+    def meta_update(self, batch: MetaBatch, rollouts: Rollouts, meta_loss: None) -> dict[str, float]:
         c = self.config
         if c.outer == "promp":
             return self.promp_update(rollouts)
@@ -267,12 +291,10 @@ class MAMLRLLearner(ModelOptimizerState):
 
     # -- objectives ------------------------------------------------------------------------------
     def adapted(self, params: Params, rollouts: Rollouts) -> list[Params]:
-        """Each task's parameters before every inner step and after the last: ``inner_steps + 1`` entries
-        (one for "pretrained"), differentiable with respect to ``params``."""
+        """Each task's parameters before every inner step and after the last: ``len(rollouts.inner) + 1``
+        entries, differentiable with respect to ``params``."""
         c = self.config
         stages = [expand_params(params, rollouts.valid.obs.shape[0])]
-        if c.outer == "pretrained":
-            return stages
         for step, episodes in enumerate(rollouts.inner):
             stages.append(adapt_policy(self.model, stages[-1], episodes, c.step_size(step), c.gamma,
                                        c.outer == "promp", per_task_params=True, real_steps_only=c.real_steps_only))
@@ -284,15 +306,15 @@ class MAMLRLLearner(ModelOptimizerState):
         The loss is the importance-weighted return of the episodes sampled after the last inner step, or with
         ``loss_after_every_step`` the average over the episodes after each inner step."""
         c = self.config
-        # (stage, episodes sampled with that stage's policies): after step k come inner[k] (or valid after the last)
-        after = [*rollouts.inner[1:], rollouts.valid] if c.outer != "pretrained" else [rollouts.valid]
-        stages = range(len(after), 0, -1) if c.loss_after_every_step else [len(after)]
+        sampled = [*rollouts.inner, rollouts.valid]  # sampled[k]: episodes of the policies after k inner steps
+        last = len(rollouts.inner)
+        stages = range(last, 0, -1) if c.loss_after_every_step and last > 0 else [last]
         terms = []
         for stage in stages:
-            episodes = after[stage - 1]
+            episodes = sampled[stage]
             advantages = episodes.advantages(c.gamma, real_steps_only=c.real_steps_only).reshape(episodes.obs.shape[0], -1)
             weights = episodes.step_weights(c.real_steps_only).reshape(episodes.obs.shape[0], -1)  # (T, N * H)
-            terms.append((stage if c.outer != "pretrained" else 0, advantages, weights, episodes.flat("obs"),
+            terms.append((stage, advantages, weights, episodes.flat("obs"),
                           episodes.flat("actions"), episodes.flat("log_probs"), episodes.flat("outputs")))
 
         def objective(params: Params) -> tuple[torch.Tensor, torch.Tensor]:
@@ -342,22 +364,8 @@ class MAMLRLLearner(ModelOptimizerState):
                                   self.eval_steps if num_steps is None else num_steps, seed, first_lr, later_lr)
 
     def evaluate_heldout(self) -> dict[str, float]:
-        curve = self.adaptation_returns(seed=self.eval_seed).mean(dim=0)
+        curve = self.adaptation_returns(seed=self.config.eval_seed).mean(dim=0)
         return {f"eval/return_step{i}": v.item() for i, v in enumerate(curve)}
-
-
-def heldout_goals(num_tasks: int = 40, seed: int = 2017,
-                  distribution: NavigationDistribution | None = None) -> list[NavigationTask]:
-    """The course's fixed meta-test goals for 2D navigation (40 goals, as in Finn et al. 2017)."""
-    return (distribution or NavigationDistribution()).sample(num_tasks, np.random.default_rng(seed))
-
-
-def validation_goals(num_tasks: int = 40, seed: int = 7,
-                     distribution: NavigationDistribution | None = None) -> list[NavigationTask]:
-    """Goals for choosing evaluation settings (e.g. a step size), drawn apart from :func:`heldout_goals`."""
-    if seed == 2017:
-        raise ValueError("seed 2017 draws the held-out goals; choose settings on other goals")
-    return (distribution or NavigationDistribution()).sample(num_tasks, np.random.default_rng(seed))
 
 
 def choose_later_lr(policy: GaussianMLPPolicy, config: MAMLRLConfig, candidates: tuple[float, ...] = (0.25, 0.15, 0.1, 0.05),
@@ -395,11 +403,7 @@ def adaptation_returns(policy: GaussianMLPPolicy, config: MAMLRLConfig, tasks: l
         episodes for ``config.eval_budget`` times the training batch's environment steps, see
         :class:`MAMLRLConfig`), i.e. the return of the policy before each step.
     """
-    if first_lr is None:
-        first_lr = config.inner_lr
-        later_lr = config.step_size(1) if later_lr is None else later_lr
-    later_lr = first_lr / 2 if later_lr is None else later_lr
-    device = next(policy.parameters()).device
+    step_sizes = config.test_step_sizes(num_steps, first_lr, later_lr)
     generator = cpu_generator(seed)
     params = expand_params({k: v.detach() for k, v in parameters_of(policy).items()}, len(tasks))
     curve = []
@@ -413,25 +417,29 @@ def adaptation_returns(policy: GaussianMLPPolicy, config: MAMLRLConfig, tasks: l
         curve.append(episodes.task_returns)
         if step < num_steps:
             with torch.no_grad():
-                params = adapt_policy(policy, params, episodes, first_lr if step == 0 else later_lr, config.gamma,
+                params = adapt_policy(policy, params, episodes, step_sizes[step], config.gamma,
                                       lvc=False, per_task_params=True, real_steps_only=config.real_steps_only)
     return torch.stack(curve, dim=1)
 
 
-@torch.no_grad()
-def oracle_returns(tasks: list[NavigationTask], horizon: int = 100, device: torch.device | str = "cpu") -> torch.Tensor:
-    """Return of a controller that *knows* the goal and heads straight for it: (num_tasks,).
+def adaptation_paths(policy: GaussianMLPPolicy, config: MAMLRLConfig, tasks: list[NavigationTask], num_steps: int,
+                     seed: int = 0, first_lr: float | None = None, later_lr: float | None = None) -> list[np.ndarray]:
+    """Where the policy goes on each goal after 0..num_steps inner steps: ``num_steps + 1`` arrays (T, H, 2).
 
-    It moves by ``clip((goal - position) / dynamics, -0.1, 0.1)`` each step, the
-    largest allowed step towards the goal. Finn et al.'s oracle is instead a
-    learned policy given the goal as input (-2.29 in their table); this one is the
-    best any policy can do, so it is an upper bound.
+    Each path follows the policy's mean action (no noise) from (0, 0); between paths, an inner step on
+    ``config.num_trajectories`` sampled episodes per goal with the step sizes of
+    :meth:`MAMLRLConfig.test_step_sizes`, as :func:`adaptation_returns` takes them.
     """
-    env = BatchedNavigationEnv(tasks, horizon=horizon, device=device)
-    dynamics = torch.tensor([t.dynamics for t in tasks], device=env.device)[:, None]
-    position, _ = env.reset()
-    total = torch.zeros(len(tasks), device=env.device)
-    for _ in range(horizon):
-        position, reward, _, _, _ = env.step(((env.goals - position) / dynamics).clamp(-0.1, 0.1))
-        total += reward
-    return total
+    step_sizes = config.test_step_sizes(num_steps, first_lr, later_lr)
+    generator = cpu_generator(seed)
+    params = expand_params({k: v.detach() for k, v in parameters_of(policy).items()}, len(tasks))
+    paths = []
+    for step in range(num_steps + 1):
+        greedy = sample_episodes(policy, params, tasks, 1, generator, config.horizon, deterministic=True)
+        paths.append(greedy.obs[:, 0].cpu().numpy())  # (T, H, 2): the positions visited
+        if step < num_steps:
+            episodes = sample_episodes(policy, params, tasks, config.num_trajectories, generator, config.horizon)
+            with torch.no_grad():
+                params = adapt_policy(policy, params, episodes, step_sizes[step], config.gamma, per_task_params=True,
+                                      real_steps_only=config.real_steps_only)
+    return paths

@@ -6,8 +6,7 @@ of every episode it draws one MDP from the posterior, computes that MDP's
 optimal policy for the episode's horizon by backward induction, and follows
 it for the whole episode; then it adds the episode's transitions and rewards
 to the posterior. Duan et al. (2016) use it as the reference learner for the
-tabular MDPs of chapter 05 (PSRL 138.1 per trial with n = 10 episodes,
-random play 100.1, RL² 156.2).
+tabular MDPs of chapter 05 (their scores: :data:`metarl_course.papers.DUAN_2016_MDPS`).
 
 The posterior here is exact for the course's task distribution
 (:class:`~metarl_course.tasks.tabular_mdp.TabularMDPDistribution`): every
@@ -32,15 +31,14 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from metarl_course.rl.rl2 import TrialEvaluation
+from metarl_course.evaluation import TrialEvaluation
+from metarl_course.tasks.distribution import check_count
+from metarl_course.tasks.heldout import RL2_HELDOUT_SEED
 from metarl_course.tasks.tabular_mdp import BatchedTabularMDPEnv, TabularMDPDistribution, TabularMDPTask
 
 MDP_BASELINES = ("random", "psrl", "oracle")
 """``random``: uniform actions; ``psrl``: posterior sampling; ``oracle``: the optimal policy of the true MDP
 (it is told the transitions and mean rewards: an upper bound no learner reaches)."""
-
-PAPER_MDP = {10: {"random": 100.1, "psrl": 138.1, "rl2": 156.2}, 25: {"random": 250.2, "psrl": 408.8, "rl2": 445.7}}
-"""Total reward per trial of n episodes, Duan et al. 2016 (arXiv:1611.02779), section 4.2."""
 
 
 def finite_horizon_policy(transitions: np.ndarray, rewards: np.ndarray, horizon: int) -> np.ndarray:
@@ -76,6 +74,7 @@ class PSRL:
     """
 
     def __init__(self, num_envs: int, prior: TabularMDPDistribution, rng: np.random.Generator) -> None:
+        check_count("num_envs", num_envs)
         self.prior, self.rng = prior, rng
         S, A = prior.num_states, prior.num_actions
         self.transition_counts = np.zeros((num_envs, S, A, S))
@@ -144,8 +143,9 @@ def play_mdp_baseline(name: str, env: BatchedTabularMDPEnv, seed: int = 0) -> Tr
 
 
 def evaluate_mdp_baseline(name: str, num_trials: int = 1000, episodes_per_trial: int = 10, horizon: int = 10,
-                          seed: int = 12345) -> TrialEvaluation:
-    """Baseline ``name`` on the held-out MDPs of RL²'s evaluation (``RL2Config.eval_seed`` = 12345 by default).
+                          seed: int = RL2_HELDOUT_SEED) -> TrialEvaluation:
+    """Baseline ``name`` on the held-out MDPs of RL²'s evaluation (``seed``: ``RL2Config.eval_seed``, by default
+    :data:`~metarl_course.tasks.heldout.RL2_HELDOUT_SEED`).
 
     The MDPs are ``TabularMDPDistribution().sample(num_trials, np.random.default_rng(seed))`` and the env is
     reset with ``seed``, exactly as in :meth:`~metarl_course.rl.rl2.RL2Learner.evaluate_trials`.
@@ -155,5 +155,4 @@ def evaluate_mdp_baseline(name: str, num_trials: int = 1000, episodes_per_trial:
     return play_mdp_baseline(name, env, seed=seed)
 
 
-__all__ = ["MDP_BASELINES", "PAPER_MDP", "PSRL", "evaluate_mdp_baseline", "finite_horizon_policy",
-           "play_mdp_baseline"]
+__all__ = ["MDP_BASELINES", "PSRL", "evaluate_mdp_baseline", "finite_horizon_policy", "play_mdp_baseline"]

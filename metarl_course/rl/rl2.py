@@ -33,29 +33,25 @@ Example:
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
-from collections.abc import Sequence
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 from metarl_course.device import get_device
-from metarl_course.evaluation import mean_ci
-from metarl_course.rl.bandit_baselines import sample_arm_means
+from metarl_course.evaluation import TrialEvaluation
+from metarl_course.rl.policies import RL2ActorCritic
 from metarl_course.rl.returns import gae
-from metarl_course.seeding import categorical, cpu_generator, normal
-from metarl_course.tasks.bandits import BanditDistribution, BanditTask, BatchedBanditEnv
+from metarl_course.rl.sampling import Trials, rollout
+from metarl_course.seeding import cpu_generator
+from metarl_course.tasks.bandits import BanditDistribution, BatchedBanditEnv
 from metarl_course.tasks.batched import BatchedEnv
-from metarl_course.tasks.navigation import (
-    GOAL_TOLERANCE,
-    MAX_ACTION,
-    BatchedNavigationEnv,
-    NavigationDistribution,
-    NavigationTask,
-)
+from metarl_course.tasks.distribution import TaskDistribution, check_count
+from metarl_course.tasks.heldout import RL2_HELDOUT_SEED
+from metarl_course.tasks.navigation import BatchedNavigationEnv, NavigationDistribution
 from metarl_course.tasks.tabular_mdp import BatchedTabularMDPEnv, TabularMDPDistribution
 from metarl_course.training import ModelOptimizerState
 
@@ -123,7 +119,7 @@ class RL2Config:
     run's number of iterations to do the same."""
     num_eval_trials: int = 1000
     """Held-out trials for ``evaluate_heldout`` (the 95% CI is over these)."""
-    eval_seed: int = 12345
+    eval_seed: int = RL2_HELDOUT_SEED
     """Seed of the held-out tasks and of the evaluation's random numbers (fixed: same seed, same numbers)."""
 
     def __post_init__(self) -> None:
@@ -140,12 +136,8 @@ class RL2Config:
                                  "horizon=n (e.g. RL2Config.bandit(num_pulls=100, num_arms=5))")
         for name in ("horizon", "episodes_per_trial", "hidden_size", "num_trials", "num_epochs",
                      "num_minibatches", "num_eval_trials"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        if not isinstance(self.anneal_iterations, int) or self.anneal_iterations < 0:
-            raise ValueError(f"anneal_iterations must be an integer >= 0 (0: no annealing), "
-                             f"got {self.anneal_iterations!r}")
+            check_count(name, getattr(self, name))
+        check_count("anneal_iterations (0: no annealing)", self.anneal_iterations, minimum=0)
         if self.num_minibatches > self.num_trials:
             raise ValueError(f"num_minibatches ({self.num_minibatches}) must be <= num_trials ({self.num_trials})")
         for name in ("gamma", "gae_lambda"):
@@ -190,256 +182,61 @@ class RL2Config:
 
 
 # ---------------------------------------------------------------------------
-# The recurrent actor-critic
+# The task families RL² is trained on: one table instead of a switch per function
 # ---------------------------------------------------------------------------
 
 
-class RL2ActorCritic(nn.Module):
-    """A GRU over (s_t, a_{t-1}, r_{t-1}, d_{t-1}) with a policy head and a value head.
+@dataclass(frozen=True)
+class TaskFamily:
+    """How RL² meets one task family: its p(T), its batched env and the sizes of the model's inputs and outputs."""
 
-    Discrete actions are fed back one-hot, continuous ones as the (clipped,
-    rescaled to [-1, 1]) action itself. Discrete observations are one-hot.
-    The GRU is time-major: inputs ``(T, B, input_size)``, hidden ``(1, B, H)``.
+    distribution: Callable[[RL2Config], TaskDistribution]
+    """config -> p(T), with the papers' parameters."""
+    env: Callable[..., BatchedEnv]
+    """The batched env class: ``env(tasks, horizon=..., episodes_per_trial=..., device=..., **env_options)``."""
+    model_sizes: Callable[[RL2Config], dict[str, Any]]
+    """config -> the keyword arguments of :class:`RL2ActorCritic` that depend on the task."""
+    env_options: Callable[[RL2Config], dict[str, Any]] = field(default=lambda config: {})
+    """config -> extra keyword arguments of the env."""
 
-    The model remembers the setting it was built for (``setting``, part of its
-    ``state_dict``): loading weights trained for another (n, k) raises a
-    ValueError that says what to change.
 
-    Example:
-        >>> model = RL2ActorCritic(obs_dim=1, action_dim=5, discrete=True, hidden_size=8)
-        >>> x = model.encode(torch.zeros(3, dtype=torch.long), torch.zeros(3, 5), torch.zeros(3), torch.zeros(3))
-        >>> out, values, h = model(x[None], model.initial_hidden(3))
-        >>> out.shape, values.shape, h.shape
-        (torch.Size([1, 3, 5]), torch.Size([1, 3]), torch.Size([1, 3, 8]))
-    """
-
-    def __init__(self, obs_dim: int, action_dim: int, discrete: bool, hidden_size: int = 128,
-                 obs_is_index: bool = True, setting: dict[str, Any] | None = None) -> None:
-        super().__init__()
-        self.obs_dim, self.action_dim, self.discrete, self.obs_is_index = obs_dim, action_dim, discrete, obs_is_index
-        self.setting = dict(setting or {})
-        self.input_size = obs_dim + action_dim + 2  # s_t, a_{t-1}, r_{t-1}, d_{t-1}
-        self.gru = nn.GRU(self.input_size, hidden_size)
-        self.policy_head = nn.Linear(hidden_size, action_dim)
-        self.value_head = nn.Linear(hidden_size, 1)
-        nn.init.orthogonal_(self.policy_head.weight, gain=0.01)  # a near-uniform first policy (CleanRL)
-        nn.init.zeros_(self.policy_head.bias)
-        if not discrete:
-            self.log_std = nn.Parameter(torch.zeros(action_dim))
-
-    @property
-    def hidden_size(self) -> int:
-        return self.gru.hidden_size
-
-    @property
-    def device(self) -> torch.device:
-        return self.value_head.weight.device
-
-    def initial_hidden(self, batch_size: int) -> torch.Tensor:
-        """Zeros ``(1, batch_size, H)`` on the model's device: the state at the start of a trial."""
-        if not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
-        return torch.zeros(1, batch_size, self.hidden_size, device=self.device)
-
-    def action_features(self, actions: torch.Tensor) -> torch.Tensor:
-        """How an action is fed back at the next step: (B,) long -> one-hot (B, A); (B, A) float -> clipped."""
-        if self.discrete:
-            return F.one_hot(actions.long(), self.action_dim).float()
-        return actions.clamp(-1.0, 1.0)
-
-    def encode(self, obs: torch.Tensor, prev_action: torch.Tensor, prev_reward: torch.Tensor,
-               prev_done: torch.Tensor) -> torch.Tensor:
-        """The GRU's input (B, input_size) = [s_t, a_{t-1}, r_{t-1}, d_{t-1}].
-
-        Args:
-            obs: (B,) long state indices, or (B, obs_dim) floats.
-            prev_action: (B, action_dim) from :meth:`action_features` (zeros at the start of a trial).
-            prev_reward: (B,) the reward of the previous step (0 at the start of a trial).
-            prev_done: (B,) 1.0 if the previous step ended an episode, else 0.0.
-        """
-        obs_features = F.one_hot(obs.long(), self.obs_dim).float() if self.obs_is_index else obs.float()
-        if prev_action.shape != (obs.shape[0], self.action_dim):
-            raise ValueError(f"prev_action must be (B, {self.action_dim}) = action_features(a_(t-1)), "
-                             f"got {tuple(prev_action.shape)}")
-        return torch.cat([obs_features, prev_action.float(), prev_reward.float()[:, None],
-                          prev_done.float()[:, None]], dim=1)
-
-    def forward(self, inputs: torch.Tensor, hidden: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Run the GRU over a sequence in one call (cuDNN/MKL fused on long sequences).
-
-        Args:
-            inputs: (T, B, input_size) encoded steps.
-            hidden: (1, B, H) the state before the first of them.
-
-        Returns:
-            ``(policy_out, values, hidden)``: logits or action means (T, B, A), values (T, B), state (1, B, H).
-        """
-        if inputs.dim() != 3 or inputs.shape[-1] != self.input_size:
-            raise ValueError(f"inputs must be (T, B, {self.input_size}), got {tuple(inputs.shape)}")
-        if hidden.shape != (1, inputs.shape[1], self.hidden_size):
-            raise ValueError(f"hidden must be (1, {inputs.shape[1]}, {self.hidden_size}) for a batch of "
-                             f"{inputs.shape[1]} trials, got {tuple(hidden.shape)}; "
-                             f"make it with model.initial_hidden({inputs.shape[1]})")
-        features, hidden = self.gru(inputs, hidden)  # (T, B, H)
-        return self.policy_head(features), self.value_head(features).squeeze(-1), hidden
-
-    def distribution(self, policy_out: torch.Tensor) -> torch.distributions.Distribution:
-        """Categorical over logits, or a diagonal Gaussian (state-independent std) over actions."""
-        if self.discrete:
-            return torch.distributions.Categorical(logits=policy_out)
-        return torch.distributions.Independent(torch.distributions.Normal(policy_out, self.log_std.exp()), 1)
-
-    def sample(self, policy_out: torch.Tensor, generator: torch.Generator | None, greedy: bool = False
-               ) -> torch.Tensor:
-        """An action per row of ``policy_out`` (B, A) from an explicit generator; ``greedy``: the mode."""
-        if self.discrete:
-            if greedy:
-                return policy_out.argmax(-1)
-            return categorical(policy_out.softmax(-1), generator)
-        if greedy:
-            return policy_out
-        noise = normal(policy_out.shape, generator, policy_out.device)
-        return policy_out + self.log_std.exp() * noise
-
-    def get_extra_state(self) -> dict[str, Any]:
-        return {"setting": dict(self.setting)}
-
-    def set_extra_state(self, state: dict[str, Any]) -> None:
-        theirs = state.get("setting", {}) if isinstance(state, dict) else {}
-        if theirs != self.setting:
-            diff = {k: (theirs.get(k), self.setting.get(k)) for k in sorted(set(theirs) | set(self.setting))
-                    if theirs.get(k) != self.setting.get(k)}
-            wrong = ", ".join(f"{k}={a!r} (this model: {b!r})" for k, (a, b) in diff.items())
-            raise ValueError(f"these weights were trained for {wrong}; build the model for the checkpoint's "
-                             f"setting (e.g. RL2Config.bandit(num_pulls=..., num_arms=...)) or load the "
-                             f"checkpoint trained for this one")
+_MDP = TabularMDPDistribution()
+TASK_FAMILIES: dict[str, TaskFamily] = {
+    "bandit": TaskFamily(
+        distribution=lambda config: BanditDistribution(num_arms=config.num_arms),
+        env=BatchedBanditEnv,
+        model_sizes=lambda config: dict(obs_dim=1, action_dim=config.num_arms, discrete=True)),
+    "tabular_mdp": TaskFamily(
+        distribution=lambda config: TabularMDPDistribution(),
+        env=BatchedTabularMDPEnv,
+        model_sizes=lambda config: dict(obs_dim=_MDP.num_states, action_dim=_MDP.num_actions, discrete=True)),
+    "navigation": TaskFamily(
+        distribution=lambda config: NavigationDistribution(),
+        env=BatchedNavigationEnv,
+        model_sizes=lambda config: dict(obs_dim=2, action_dim=2, discrete=False, obs_is_index=False),
+        env_options=lambda config: {"goal_tolerance": config.goal_tolerance}),
+}
+assert tuple(TASK_FAMILIES) == TASKS
 
 
 def build_model(config: RL2Config, seed: int = 0, device: torch.device | str | None = None) -> RL2ActorCritic:
     """The actor-critic for ``config.task``, initialised from ``seed``, on ``device`` (default: the course's)."""
     torch.manual_seed(seed)
-    if config.task == "bandit":
-        dims = dict(obs_dim=1, action_dim=config.num_arms, discrete=True)
-    elif config.task == "tabular_mdp":
-        dims = dict(obs_dim=TabularMDPDistribution().num_states, action_dim=TabularMDPDistribution().num_actions,
-                    discrete=True)
-    else:
-        dims = dict(obs_dim=2, action_dim=2, discrete=False, obs_is_index=False)
-    model = RL2ActorCritic(hidden_size=config.hidden_size, setting=config.setting(), **dims)
+    model = RL2ActorCritic(hidden_size=config.hidden_size, setting=config.setting(),
+                           **TASK_FAMILIES[config.task].model_sizes(config))
     return model.to(device if device is not None else get_device())
 
 
-def task_distribution(config: RL2Config):
+def task_distribution(config: RL2Config) -> TaskDistribution:
     """p(T) of ``config.task``, with the papers' parameters."""
-    if config.task == "bandit":
-        return BanditDistribution(num_arms=config.num_arms)
-    if config.task == "tabular_mdp":
-        return TabularMDPDistribution()
-    return NavigationDistribution()
+    return TASK_FAMILIES[config.task].distribution(config)
 
 
-def make_env(config: RL2Config, tasks, device: torch.device | str | None = None) -> BatchedEnv:
+def make_env(config: RL2Config, tasks: list, device: torch.device | str | None = None) -> BatchedEnv:
     """A batched env stepping ``tasks`` in trials of ``config.episodes_per_trial`` episodes."""
-    env_type = {"bandit": BatchedBanditEnv, "tabular_mdp": BatchedTabularMDPEnv,
-                "navigation": BatchedNavigationEnv}[config.task]
-    extra = {"goal_tolerance": config.goal_tolerance} if config.task == "navigation" else {}
-    return env_type(tasks, horizon=config.horizon, episodes_per_trial=config.episodes_per_trial, device=device,
-                    **extra)
-
-
-# ---------------------------------------------------------------------------
-# Rollouts: one trial of every task, step by step
-# ---------------------------------------------------------------------------
-
-
-@dataclass
-class Trials:
-    """One trial of each of B tasks, time-major (T = trial length)."""
-
-    inputs: torch.Tensor
-    """(T, B, input_size) what the GRU saw: s_t, a_{t-1}, r_{t-1}, d_{t-1}."""
-    actions: torch.Tensor
-    """(T, B) long, or (T, B, A) float: the sampled actions (in the policy's units)."""
-    log_probs: torch.Tensor
-    """(T, B) log pi(a_t | history) under the policy that acted."""
-    values: torch.Tensor
-    """(T, B) the critic's V(history_t)."""
-    rewards: torch.Tensor
-    """(T, B) rewards as the env paid them (unscaled)."""
-    horizon: int
-    """Steps per episode (episode boundaries are every ``horizon`` steps)."""
-    active: torch.Tensor | None = None
-    """(T, B) bool: False for steps after an episode ended early (navigation at its goal), where the env
-    holds the agent still and the action changes nothing; None: every step counts."""
-
-    @property
-    def num_steps(self) -> int:
-        return self.rewards.numel()
-
-    def episode_returns(self) -> torch.Tensor:
-        """(B, episodes_per_trial) total reward of each episode of each trial."""
-        T, B = self.rewards.shape
-        return self.rewards.T.reshape(B, T // self.horizon, self.horizon).sum(-1)
-
-    def trial_returns(self) -> torch.Tensor:
-        """(B,) total reward of each trial (the score of Duan et al.'s Table 1)."""
-        return self.rewards.sum(0)
-
-
-def env_action(model: RL2ActorCritic, actions: torch.Tensor) -> torch.Tensor:
-    """The action the env gets: arm/action indices as they are; navigation velocities scaled to +-MAX_ACTION."""
-    return actions if model.discrete else MAX_ACTION * actions
-
-
-@torch.no_grad()
-def rollout(model: RL2ActorCritic, env: BatchedEnv, generator: torch.Generator | None = None,
-            seed: int | None = None, greedy: bool = False, reset_hidden_every_episode: bool = False) -> Trials:
-    """Play one trial of every task of ``env`` (a new trial starts with ``env.reset``).
-
-    The hidden state and the "previous" inputs start at zero once, at the start
-    of the trial, and are carried across the episodes of the trial.
-    ``reset_hidden_every_episode=True`` reproduces the tutorial's mistake:
-    they are zeroed again at the start of every episode, so nothing learned in
-    one episode reaches the next.
-
-    Args:
-        env: any env with the batched API (``reset``, ``step``, ``num_envs``, ``horizon``, ``trial_length``).
-        generator: source of the action noise (None: torch's global generator).
-        seed: passed to ``env.reset(seed=...)`` (None continues the env's stream).
-        greedy: take the most likely action instead of sampling.
-    """
-    obs, _ = env.reset(seed=seed)
-    B, T = env.num_envs, env.trial_length
-    hidden = model.initial_hidden(B)
-    prev_action = torch.zeros(B, model.action_dim, device=model.device)
-    prev_reward = torch.zeros(B, device=model.device)
-    prev_done = torch.zeros(B, device=model.device)
-    inputs = torch.empty(T, B, model.input_size, device=model.device)
-    log_probs, values, rewards = (torch.empty(T, B, device=model.device) for _ in range(3))
-    actions = []
-    active = torch.ones(T, B, dtype=torch.bool, device=model.device)
-    ended = torch.zeros(B, dtype=torch.bool, device=model.device)  # the episode ended early (terminated)
-    for t in range(T):
-        if t % env.horizon == 0:
-            ended = torch.zeros_like(ended)
-        active[t] = ~ended
-        if reset_hidden_every_episode and t % env.horizon == 0:  # the tutorial's bug, kept for the lesson
-            hidden = model.initial_hidden(B)
-            prev_action, prev_reward, prev_done = (torch.zeros_like(x) for x in (prev_action, prev_reward, prev_done))
-        inputs[t] = model.encode(torch.as_tensor(obs, device=model.device), prev_action, prev_reward, prev_done)
-        policy_out, value, hidden = model(inputs[t : t + 1], hidden)
-        action = model.sample(policy_out[0], generator, greedy)
-        log_probs[t] = model.distribution(policy_out[0]).log_prob(action)
-        values[t] = value[0]
-        obs, reward, terminated, truncated, _ = env.step(env_action(model, action))
-        rewards[t] = torch.as_tensor(reward, device=model.device)
-        actions.append(action)
-        prev_action = model.action_features(action)
-        prev_reward = rewards[t]
-        prev_done = torch.as_tensor(terminated | truncated, device=model.device).float()
-        ended = ended | torch.as_tensor(terminated, device=model.device)
-    return Trials(inputs, torch.stack(actions), log_probs, values, rewards, env.horizon,
-                  None if bool(active.all()) else active)
+    family = TASK_FAMILIES[config.task]
+    return family.env(tasks, horizon=config.horizon, episodes_per_trial=config.episodes_per_trial, device=device,
+                      **family.env_options(config))
 
 
 # ---------------------------------------------------------------------------
@@ -516,22 +313,11 @@ def ppo_update(model: RL2ActorCritic, optimizer: torch.optim.Optimizer, trials: 
 
 
 @dataclass(frozen=True)
-class TrialEvaluation:
-    """Scores of a policy on held-out trials."""
+class TrialBatch:
+    """The tasks of one iteration (one trial each) and the seed of the trial's random numbers."""
 
-    trial_returns: np.ndarray
-    """(num_trials,) total reward of each trial."""
-    episode_returns: np.ndarray
-    """(num_trials, episodes_per_trial) total reward of each episode."""
-
-    @property
-    def mean(self) -> float:
-        return float(self.trial_returns.mean())
-
-    @property
-    def ci95(self) -> float:
-        """Half-width of the 95% confidence interval of the mean (Student's t)."""
-        return float(mean_ci(self.trial_returns)[1])
+    tasks: list
+    seed: int
 
 
 class RL2Learner(ModelOptimizerState):
@@ -539,7 +325,7 @@ class RL2Learner(ModelOptimizerState):
 
     * ``sample_tasks``: ``num_trials`` tasks from p(T) and a seed for the trial's random numbers;
     * ``adapt``: play one trial of each task: the adaptation *is* the GRU's hidden state evolving;
-    * ``evaluate``: the meta-objective, minus the mean trial return;
+    * ``evaluate``: metrics of those trials (no meta-loss: PPO builds its own in ``meta_update``);
     * ``meta_update``: PPO epochs on those trials (the "slow" RL that trains the "fast" learner);
     * ``evaluate_heldout``: ``num_eval_trials`` fixed held-out tasks, mean trial return with a 95% CI.
 
@@ -558,6 +344,7 @@ class RL2Learner(ModelOptimizerState):
         self.generator = torch.Generator()  # action noise of the rollout
         self.minibatch_generator = torch.Generator()  # PPO's minibatch order
         self._heldout_env: BatchedEnv | None = None
+        self._heldout_key: tuple[int, int] | None = None  # (trials, seed) the held-out env was built for
         self.env_steps = 0
         """Environment steps simulated for meta-training so far (logged as ``charts/env_steps``; resumed runs keep it)."""
         self.updates = 0
@@ -576,27 +363,27 @@ class RL2Learner(ModelOptimizerState):
         """Environment steps of one iteration: ``num_trials * trial_length``."""
         return self.config.num_trials * self.config.trial_length
 
-    def sample_tasks(self, rng: np.random.Generator):
-        return self.distribution.sample(self.config.num_trials, rng), int(rng.integers(2**31 - 1))
+    def sample_tasks(self, rng: np.random.Generator) -> TrialBatch:
+        return TrialBatch(self.distribution.sample(self.config.num_trials, rng), int(rng.integers(2**31 - 1)))
 
-    def adapt(self, tasks) -> Trials:
-        tasks, seed = tasks
-        self.env.set_tasks(tasks)
-        self.generator.manual_seed(seed)
-        self.minibatch_generator.manual_seed(seed)
-        trials = rollout(self.model, self.env, self.generator, seed=seed)
+    def adapt(self, batch: TrialBatch) -> Trials:
+        self.env.set_tasks(batch.tasks)
+        self.generator.manual_seed(batch.seed)
+        self.minibatch_generator.manual_seed(batch.seed)
+        trials = rollout(self.model, self.env, self.generator, seed=batch.seed)
         self.env_steps += trials.num_steps
         return trials
 
-    def evaluate(self, tasks, adapted: Trials) -> tuple[torch.Tensor, dict[str, float]]:
-        returns = adapted.trial_returns()
-        metrics = {"charts/trial_return": returns.mean().item(), "charts/env_steps": float(self.env_steps)}
+    def evaluate(self, batch: TrialBatch, adapted: Trials) -> tuple[None, dict[str, float]]:
+        """Metrics of the trials just played; no meta-loss (PPO builds its own loss in ``meta_update``)."""
+        metrics = {"charts/trial_return": adapted.trial_returns().mean().item(),
+                   "charts/env_steps": float(self.env_steps)}
         if self.config.episodes_per_trial > 1:
             episodes = adapted.episode_returns().mean(0)
             metrics.update({"charts/episode1_return": episodes[0].item(), "charts/episode2_return": episodes[1].item()})
-        return -returns.mean(), metrics
+        return None, metrics
 
-    def meta_update(self, tasks, adapted: Trials, meta_loss: torch.Tensor) -> dict[str, float]:
+    def meta_update(self, batch: TrialBatch, adapted: Trials, meta_loss: None) -> dict[str, float]:
         metrics = ppo_update(self.model, self.optimizer, adapted, self.config, self.minibatch_generator,
                              iteration=self.updates)
         self.updates += 1
@@ -605,9 +392,9 @@ class RL2Learner(ModelOptimizerState):
     def heldout_env(self, num_trials: int | None = None) -> BatchedEnv:
         """A batched env over the fixed held-out tasks (drawn from ``config.eval_seed``)."""
         n = num_trials or self.config.num_eval_trials
-        if self._heldout_env is None or self._heldout_env.num_envs != n:
+        if self._heldout_key != (n, self.config.eval_seed):
             tasks = self.distribution.sample(n, np.random.default_rng(self.config.eval_seed))
-            self._heldout_env = make_env(self.config, tasks, self.device)
+            self._heldout_env, self._heldout_key = make_env(self.config, tasks, self.device), (n, self.config.eval_seed)
         return self._heldout_env
 
     def evaluate_trials(self, num_trials: int | None = None, reset_hidden_every_episode: bool = False,
@@ -632,59 +419,3 @@ class RL2Learner(ModelOptimizerState):
             metrics.update({"eval/trial_return_reset_every_episode": reset.mean,
                             "eval/trial_return_reset_every_episode_ci95": reset.ci95})
         return metrics
-
-
-def evaluate_on_baseline_tasks(model: RL2ActorCritic, num_pulls: int, num_arms: int, num_trials: int = 1000,
-                               seed: int = 0, greedy: bool = False) -> TrialEvaluation:
-    """RL² on exactly the bandits that ``evaluate_bandit_policy(..., seed=seed)`` gives the baselines.
-
-    The arm means are the same (common random numbers), so the difference
-    between RL² and a baseline is measured with less noise than either score.
-    """
-    setting = {"task": "bandit", "num_arms": num_arms, "horizon": num_pulls, "episodes_per_trial": 1}
-    if model.setting != setting:
-        raise ValueError(f"the model was trained for {model.setting}, not n={num_pulls}, k={num_arms}; "
-                         "load the checkpoint of that setting")
-    generator = cpu_generator(int(seed))
-    arm_means = sample_arm_means(num_trials, num_arms, generator).cpu().numpy()  # as the baselines draw them
-    env = BatchedBanditEnv([BanditTask(arm_probs=tuple(p)) for p in arm_means], horizon=num_pulls, seed=seed,
-                           device=model.device)
-    trials = rollout(model, env, generator, seed=seed, greedy=greedy)
-    return TrialEvaluation(trials.trial_returns().cpu().double().numpy(),
-                           trials.episode_returns().cpu().double().numpy())
-
-
-def navigation_goal_returns(model: RL2ActorCritic, goals: Sequence[NavigationTask], trials_per_goal: int = 20,
-                            goal_tolerance: float | None = GOAL_TOLERANCE, seed: int = 0,
-                            greedy: bool = False) -> np.ndarray:
-    """Returns of an RL² navigation agent on given goals, episode by episode: ``(num_goals, episodes_per_trial)``.
-
-    Each goal is played for ``trials_per_goal`` trials of the model's ``episodes_per_trial`` episodes of
-    ``horizon`` steps (from the model's setting), with the hidden state reset once per trial; entry
-    ``[g, e]`` is the mean undiscounted return of episode ``e`` over those trials. The env is the one
-    MAML-RL is evaluated in (:func:`metarl_course.rl.maml_rl.adaptation_returns`): reward minus the
-    distance to the goal, and with the default ``goal_tolerance`` (0.01, the env's default) an episode
-    ends when the agent is within 0.01 of the goal in both coordinates. Pass the tolerance the agent was
-    trained with (``RL2Config.goal_tolerance``) to score it in its own setting.
-
-    Example:
-        >>> from metarl_course.rl.maml_rl import heldout_goals
-        >>> returns = navigation_goal_returns(learner.model, heldout_goals())  # doctest: +SKIP
-        >>> returns.shape  # doctest: +SKIP
-        (40, 2)
-    """
-    if model.setting.get("task") != "navigation":
-        raise ValueError(f"the model was trained for {model.setting}, not navigation; load an RL² navigation "
-                         "checkpoint, e.g. load_result('rl2-nav-2ep')[0].model")
-    goals = list(goals)
-    if not goals or not all(isinstance(g, NavigationTask) for g in goals):
-        raise TypeError("goals must be a non-empty list of NavigationTask, e.g. maml_rl.heldout_goals()")
-    if not isinstance(trials_per_goal, int) or trials_per_goal < 1:
-        raise ValueError(f"trials_per_goal must be a positive integer, got {trials_per_goal!r}")
-    horizon, episodes = model.setting["horizon"], model.setting["episodes_per_trial"]
-    env = BatchedNavigationEnv([g for g in goals for _ in range(trials_per_goal)], horizon=horizon,
-                               episodes_per_trial=episodes, device=model.device, goal_tolerance=goal_tolerance)
-    generator = cpu_generator(int(seed))
-    trials = rollout(model, env, generator, seed=seed, greedy=greedy)
-    per_trial = trials.episode_returns().cpu().double().numpy()  # (goals * trials_per_goal, episodes)
-    return per_trial.reshape(len(goals), trials_per_goal, episodes).mean(1)

@@ -3,7 +3,9 @@
 Every function plays RL² and the classic baselines on *the same* bandits
 (arm means from the same seed as
 :func:`~metarl_course.rl.bandit_baselines.evaluate_bandit_policy`), so curves
-and differences compare choices, not luck in the tasks.
+and differences compare choices, not luck in the tasks. Intervals are 95%
+Student-t intervals (:func:`metarl_course.evaluation.mean_ci`); differences
+between two policies are paired, bandit by bandit.
 """
 
 from __future__ import annotations
@@ -14,15 +16,9 @@ import numpy as np
 import torch
 
 from metarl_course.evaluation import mean_ci
-from metarl_course.rl.bandit_baselines import (
-    PAPER_TABLE1,
-    POLICY_LABELS,
-    POLICY_NAMES,
-    bayes_optimal_ceiling,
-    make_policy,
-    run_bandit,
-    sample_arm_means,
-)
+from metarl_course.papers import DUAN_2016_BANDITS
+from metarl_course.rl.bandit_baselines import POLICY_LABELS, make_policy, run_bandit, sample_arm_means
+from metarl_course.rl.bayes_optimal import bayes_optimal_ceiling
 from metarl_course.rl.rl2 import RL2ActorCritic, rollout
 from metarl_course.seeding import cpu_generator
 from metarl_course.tasks.bandits import BanditTask, BatchedBanditEnv
@@ -67,7 +63,12 @@ def _arm_means(num_trials: int, num_arms: int, seed: int) -> torch.Tensor:
 
 def rl2_pulls(model: RL2ActorCritic, num_pulls: int, num_arms: int, num_trials: int = 1000, seed: int = 0,
               reset_hidden_every_episode: bool = False) -> BanditPulls:
-    """The RL² agent on the common bandits of ``seed``."""
+    """The RL² agent on the common bandits of ``seed``: those :func:`baseline_pulls` and
+    :func:`~metarl_course.rl.bandit_baselines.evaluate_bandit_policy` give the baselines with the same seed."""
+    setting = {"task": "bandit", "num_arms": num_arms, "horizon": num_pulls, "episodes_per_trial": 1}
+    if {key: model.setting.get(key) for key in setting} != setting:
+        raise ValueError(f"the model was trained for {model.setting}, not n={num_pulls}, k={num_arms}; "
+                         "load the checkpoint of that setting")
     arm_means = _arm_means(num_trials, num_arms, seed)
     env = BatchedBanditEnv([BanditTask(arm_probs=tuple(p)) for p in arm_means.numpy()], horizon=num_pulls,
                            device=model.device)
@@ -78,21 +79,23 @@ def rl2_pulls(model: RL2ActorCritic, num_pulls: int, num_arms: int, num_trials: 
 
 
 def baseline_pulls(name: str, num_pulls: int, num_arms: int, num_trials: int = 1000, seed: int = 0) -> BanditPulls:
-    """Baseline ``name`` (one of :data:`POLICY_NAMES`) on the common bandits of ``seed``."""
+    """Baseline ``name`` (one of :data:`~metarl_course.rl.bandit_baselines.POLICY_NAMES`) on the common bandits of
+    ``seed``."""
     generator = cpu_generator(int(seed))
     arm_means = sample_arm_means(num_trials, num_arms, generator)  # the same draws as _arm_means
     result = run_bandit(make_policy(name, num_pulls, device="cpu"), arm_means, num_pulls, generator)
     return BanditPulls(name, result.arms.numpy(), result.rewards.numpy(), arm_means.numpy())
 
 
-def comparison_table(rl2: BanditPulls, baselines: list[BanditPulls]) -> str:
-    """Markdown: mean total reward +/- 95% CI (Student t) of RL² and every baseline, beside Duan et al.'s Table 1,
-    with the best any policy can do (:func:`bayes_optimal_ceiling`) as the last row."""
+def bandit_comparison_table(rl2: BanditPulls, baselines: list[BanditPulls]) -> str:
+    """Markdown: mean total reward +/- 95% CI (Student t) of RL² and every baseline, beside Duan et al.'s Table 1
+    (:data:`metarl_course.papers.DUAN_2016_BANDITS`), with the best any policy can do
+    (:func:`~metarl_course.rl.bayes_optimal.bayes_optimal_ceiling`) as the last row."""
     num_trials, num_pulls = rl2.rewards.shape
     num_arms = rl2.arm_means.shape[1]
-    paper = PAPER_TABLE1.get((num_pulls, num_arms), {})
-    lines = [f"| policy (n = {num_pulls}, k = {num_arms}, {num_trials} trials) | measured (95% CI) | RL² minus it "
-             "(paired, 95% CI) | Duan et al. 2016 |", "| --- | --- | --- | --- |"]
+    paper = DUAN_2016_BANDITS.get((num_pulls, num_arms), {})
+    lines = [f"| policy (n = {num_pulls}, k = {num_arms}, {num_trials} trials) | measured (95% CI, Student t) | "
+             "RL² minus it (paired, 95% CI, Student t) | Duan et al. 2016 |", "| --- | --- | --- | --- |"]
     for pulls in [rl2, *baselines]:
         mean, hw = mean_ci(pulls.totals)
         diff = "" if pulls is rl2 else "{:+.2f} +/- {:.2f}".format(*mean_ci(rl2.totals - pulls.totals))
@@ -113,19 +116,22 @@ class BanditSetScores:
 
     seeds: tuple[int, ...]
     rl2: np.ndarray
-    """(S, 2) RL²'s mean and 95% CI half-width on each set."""
+    """(S, 2) RL²'s mean and 95% CI half-width (Student t) on each set."""
     minus_gittins: np.ndarray
-    """(S, 2) RL² minus the Gittins index on the same bandits and luck: mean and 95% CI (paired)."""
+    """(S, 2) RL² minus the Gittins index on the same bandits and luck: mean and 95% CI half-width (paired,
+    Student t)."""
     ceiling: float
     """The exact Bayes-optimal expected total, or an upper bound (``exact`` False)."""
     exact: bool
 
     def table(self) -> str:
         """Markdown, one row per bandit set."""
-        lines = ["| bandit set (seed) | RL² (95% CI) | RL² minus Gittins (paired, 95% CI) | RL² minus "
-                 + ("Bayes-optimal" if self.exact else "the told-the-arms bound") + " |", "| --- | --- | --- | --- |"]
+        ceiling = "Bayes-optimal" if self.exact else "the told-the-arms bound"
+        lines = [f"| bandit set (seed) | RL² (95% CI, Student t) | RL² minus Gittins (paired, 95% CI, Student t) | "
+                 f"RL² minus {ceiling} |", "| --- | --- | --- | --- |"]
         for seed, (m, h), (d, dh) in zip(self.seeds, self.rl2, self.minus_gittins):
-            lines.append(f"| {seed} | {m:.3f} +/- {h:.3f} | {d:+.3f} +/- {dh:.3f} | {m - self.ceiling:+.3f} +/- {h:.3f} |")
+            lines.append(f"| {seed} | {m:.3f} +/- {h:.3f} | {d:+.3f} +/- {dh:.3f} | "
+                         f"{m - self.ceiling:+.3f} +/- {h:.3f} |")
         return "\n".join(lines)
 
 

@@ -1,9 +1,14 @@
-"""Sampling trajectories of many tasks at once from the batched navigation env.
+"""Collecting experience of many tasks at once from the batched envs: MAML-RL's episodes, RL²'s trials.
 
-T tasks with N episodes each run as T * N environments of one
-:class:`~metarl_course.tasks.navigation.BatchedNavigationEnv` (env ``i * N + j``
-is episode ``j`` of task ``i``), and each task's policy has its own parameters:
-one batched forward pass per time step picks the actions of every episode.
+MAML-RL (:func:`sample_episodes`): T tasks with N episodes each run as T * N
+environments of one :class:`~metarl_course.tasks.navigation.BatchedNavigationEnv`
+(env ``i * N + j`` is episode ``j`` of task ``i``), and each task's policy has
+its own parameters: one batched forward pass per time step picks the actions of
+every episode.
+
+RL² (:func:`rollout`): one trial (several episodes of the same task) of every
+task of a batched env, the GRU's hidden state carried across the trial's
+episodes.
 """
 
 from __future__ import annotations
@@ -15,10 +20,11 @@ import torch
 from torch import nn
 
 from metarl_course.adaptation import Params, batched_forward
-from metarl_course.rl.policies import gaussian_log_prob, split_output
+from metarl_course.rl.policies import RL2ActorCritic, gaussian_log_prob, split_output
 from metarl_course.rl.returns import discounted_returns, linear_baseline, normalize_per_task
 from metarl_course.seeding import normal
-from metarl_course.tasks.navigation import BatchedNavigationEnv, NavigationTask
+from metarl_course.tasks.batched import BatchedEnv
+from metarl_course.tasks.navigation import MAX_ACTION, BatchedNavigationEnv, NavigationTask
 
 
 @dataclass(frozen=True)
@@ -169,3 +175,100 @@ def sample_env_steps(policy: nn.Module, task_params: Params, tasks: list[Navigat
     alive = episodes.alive & keep[..., None]
     return Episodes(episodes.obs, episodes.actions, episodes.rewards * alive, episodes.log_probs, episodes.outputs,
                     alive)
+
+
+# ---------------------------------------------------------------------------
+# RL²: one trial of every task, step by step
+# ---------------------------------------------------------------------------
+
+
+@dataclass
+class Trials:
+    """One trial of each of B tasks, time-major (T = trial length)."""
+
+    inputs: torch.Tensor
+    """(T, B, input_size) what the GRU saw: s_t, a_{t-1}, r_{t-1}, d_{t-1}."""
+    actions: torch.Tensor
+    """(T, B) long, or (T, B, A) float: the sampled actions (in the policy's units)."""
+    log_probs: torch.Tensor
+    """(T, B) log pi(a_t | history) under the policy that acted."""
+    values: torch.Tensor
+    """(T, B) the critic's V(history_t)."""
+    rewards: torch.Tensor
+    """(T, B) rewards as the env paid them (unscaled)."""
+    horizon: int
+    """Steps per episode (episode boundaries are every ``horizon`` steps)."""
+    active: torch.Tensor | None = None
+    """(T, B) bool: False for steps after an episode ended early (navigation at its goal), where the env
+    holds the agent still and the action changes nothing; None: every step counts."""
+
+    @property
+    def num_steps(self) -> int:
+        """Environment steps the trials really took: the steps after an episode reached its goal (where the
+        env holds the agent still) are not counted, as in :attr:`metarl_course.rl.sampling.Episodes.num_steps`."""
+        return self.rewards.numel() if self.active is None else int(self.active.sum().item())
+
+    def episode_returns(self) -> torch.Tensor:
+        """(B, episodes_per_trial) total reward of each episode of each trial."""
+        T, B = self.rewards.shape
+        return self.rewards.T.reshape(B, T // self.horizon, self.horizon).sum(-1)
+
+    def trial_returns(self) -> torch.Tensor:
+        """(B,) total reward of each trial (the score of Duan et al.'s Table 1)."""
+        return self.rewards.sum(0)
+
+
+def env_action(model: RL2ActorCritic, actions: torch.Tensor) -> torch.Tensor:
+    """The action the env gets: arm/action indices as they are; navigation velocities scaled to +-MAX_ACTION."""
+    return actions if model.discrete else MAX_ACTION * actions
+
+
+@torch.no_grad()
+def rollout(model: RL2ActorCritic, env: BatchedEnv, generator: torch.Generator | None = None,
+            seed: int | None = None, greedy: bool = False, reset_hidden_every_episode: bool = False) -> Trials:
+    """Play one trial of every task of ``env`` (a new trial starts with ``env.reset``).
+
+    The hidden state and the "previous" inputs start at zero once, at the start
+    of the trial, and are carried across the episodes of the trial.
+    ``reset_hidden_every_episode=True`` reproduces the tutorial's mistake:
+    they are zeroed again at the start of every episode, so nothing learned in
+    one episode reaches the next.
+
+    Args:
+        env: any env with the batched API (``reset``, ``step``, ``num_envs``, ``horizon``, ``trial_length``).
+        generator: source of the action noise (None: torch's global generator).
+        seed: passed to ``env.reset(seed=...)`` (None continues the env's stream).
+        greedy: take the most likely action instead of sampling.
+    """
+    obs, _ = env.reset(seed=seed)
+    B, T = env.num_envs, env.trial_length
+    hidden = model.initial_hidden(B)
+    prev_action = torch.zeros(B, model.action_dim, device=model.device)
+    prev_reward = torch.zeros(B, device=model.device)
+    prev_done = torch.zeros(B, device=model.device)
+    inputs = torch.empty(T, B, model.input_size, device=model.device)
+    log_probs, values, rewards = (torch.empty(T, B, device=model.device) for _ in range(3))
+    actions = []
+    active = torch.ones(T, B, dtype=torch.bool, device=model.device)
+    ended = torch.zeros(B, dtype=torch.bool, device=model.device)  # the episode ended early (terminated)
+    for t in range(T):
+        if t % env.horizon == 0:
+            ended = torch.zeros_like(ended)
+        active[t] = ~ended
+        if reset_hidden_every_episode and t % env.horizon == 0:  # the tutorial's bug, kept for the lesson
+            hidden = model.initial_hidden(B)
+            prev_action, prev_reward, prev_done = (torch.zeros_like(x) for x in (prev_action, prev_reward, prev_done))
+        inputs[t] = model.encode(torch.as_tensor(obs, device=model.device), prev_action, prev_reward, prev_done)
+        policy_out, value, hidden = model(inputs[t : t + 1], hidden)
+        action = model.sample(policy_out[0], generator, greedy)
+        log_probs[t] = model.distribution(policy_out[0]).log_prob(action)
+        values[t] = value[0]
+        obs, reward, terminated, truncated, _ = env.step(env_action(model, action))
+        rewards[t] = torch.as_tensor(reward, device=model.device)
+        actions.append(action)
+        prev_action = model.action_features(action)
+        prev_reward = rewards[t]
+        prev_done = torch.as_tensor(terminated | truncated, device=model.device).float()
+        ended = ended | torch.as_tensor(terminated, device=model.device)
+    return Trials(inputs, torch.stack(actions), log_probs, values, rewards, env.horizon,
+                  None if bool(active.all()) else active)

@@ -16,7 +16,6 @@ from metarl_course.tasks.sinusoid import (
     SinusoidTask,
     SinusoidTaskDistribution,
     heldout_batch,
-    meta_train_test_split,
 )
 from metarl_course.tasks.tabular_mdp import (
     BatchedTabularMDPEnv,

@@ -30,7 +30,8 @@ import torch
 
 from metarl_course.seeding import uniform
 from metarl_course.tasks.batched import BatchedEnv
-from metarl_course.tasks.distribution import TaskDistribution, check_count, check_rng, reset_options
+from metarl_course.tasks.distribution import TaskDistribution, check_count, check_rng
+from metarl_course.tasks.gym_env import TaskEnv, check_index_action, replay_noise
 
 NUM_PULLS = 100
 """Default pulls per trial (n; Duan et al. 2016 use 10, 100 and 500)."""
@@ -115,16 +116,7 @@ class BanditDistribution(TaskDistribution[BanditTask]):
         return BanditDistribution(num_arms=self.num_arms, low=self.low, high=self.high, outside=not self.outside)
 
 
-def _check_task(task: Any) -> BanditTask:
-    if not isinstance(task, BanditTask):
-        raise TypeError(
-            f"task must be a BanditTask, got {type(task).__name__}; "
-            "e.g. BanditTask(arm_probs=(0.2, 0.9)) or BanditDistribution().sample(1, rng)[0]"
-        )
-    return task
-
-
-class BernoulliBanditEnv(gym.Env[int, int]):
+class BernoulliBanditEnv(TaskEnv[BanditTask, int, int]):
     """A Bernoulli bandit as a gymnasium env (id ``metarl_course/BernoulliBandit-v0``).
 
     Observation: always 0 (``Discrete(1)``). Action: an arm index (``Discrete(k)``).
@@ -133,8 +125,9 @@ class BernoulliBanditEnv(gym.Env[int, int]):
     probability (for regret curves).
 
     The task is kept across resets until changed with
-    ``reset(options={"task": task})`` or :meth:`set_task`; without a task the
-    env uses one drawn from ``BanditDistribution()`` with ``task_seed``.
+    ``reset(options={"task": task})`` or :meth:`set_task` (same number of
+    arms); without a task the env uses one drawn from ``BanditDistribution()``
+    with ``task_seed`` (see :class:`~metarl_course.tasks.gym_env.TaskEnv`).
     ``reset(options={"noise": u})`` with ``u`` of shape ``(num_pulls,)`` fixes the
     uniforms of the episode (see the module docstring).
 
@@ -145,72 +138,43 @@ class BernoulliBanditEnv(gym.Env[int, int]):
         (1.0, 0.0)
     """
 
-    metadata = {"render_modes": []}
+    task_type = BanditTask
+    task_example = "BanditTask(arm_probs=(0.2, 0.9)) or BanditDistribution().sample(1, rng)[0]"
+    default_tasks = BanditDistribution()
 
     def __init__(self, task: BanditTask | None = None, num_pulls: int = NUM_PULLS, task_seed: int = 0) -> None:
         self.num_pulls = check_count("num_pulls", num_pulls)
-        if task is None:
-            task = BanditDistribution().sample(1, np.random.default_rng(task_seed))[0]
         self.observation_space = gym.spaces.Discrete(1)
-        self.set_task(task)
-
-    @property
-    def task(self) -> BanditTask:
-        """The current task."""
-        return self._task
-
-    def set_task(self, task: BanditTask) -> None:
-        """Switch to ``task`` (same number of arms); call :meth:`reset` before the next step."""
-        task = _check_task(task)
-        if hasattr(self, "_task") and task.num_arms != self._task.num_arms:
-            raise ValueError(
-                f"this env has {self._task.num_arms} arms, the new task {task.num_arms}; make a new env."
-            )
-        self._task = task
-        self._probs = np.asarray(task.arm_probs, dtype=np.float32)
-        self.action_space = gym.spaces.Discrete(task.num_arms)
-        self._t: int | None = None  # None = reset needed
+        super().__init__(task, task_seed)
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[int, dict[str, Any]]:
         """Start a trial of ``num_pulls`` pulls; options ``task`` and ``noise`` (see class docstring)."""
-        super().reset(seed=seed)
-        options = reset_options(options, ("task", "noise"))
-        if "task" in options:
-            self.set_task(options["task"])
-        noise = options.get("noise")
-        self._noise = None if noise is None else _check_noise(noise, (self.num_pulls,))
+        options = self._reset_task(seed, options, ("noise",))
+        self._noise = replay_noise(options, (self.num_pulls,))
         self._t = 0
         return 0, {"task": self._task}
 
     def step(self, action: int) -> tuple[int, float, bool, bool, dict[str, Any]]:
         """Pull arm ``action``; reward 1.0 with probability ``arm_probs[action]``."""
-        if self._t is None:
-            raise RuntimeError("step() called before reset(); call env.reset() first.")
-        if self._t >= self.num_pulls:
-            raise RuntimeError(f"the trial ended after {self.num_pulls} pulls; call env.reset().")
-        arm = _check_arm(action, self._task.num_arms)
-        u = self.np_random.random(dtype=np.float32) if self._noise is None else self._noise[self._t]
+        t = self._check_running()
+        arm = check_index_action(action, self._task.num_arms, "arm")
+        u = self.np_random.random(dtype=np.float32) if self._noise is None else self._noise[t]
         reward = 1.0 if u < self._probs[arm] else 0.0
-        self._t += 1
+        self._t = t + 1
         return 0, reward, False, self._t >= self.num_pulls, {"expected_reward": float(self._probs[arm])}
 
+    def _load_task(self, task: BanditTask) -> None:
+        self._probs = np.asarray(task.arm_probs, dtype=np.float32)  # (k,)
+        self.action_space = gym.spaces.Discrete(task.num_arms)
 
-def _check_arm(action: Any, num_arms: int) -> int:
-    """An integer arm index in [0, num_arms), or a ValueError saying what is wrong."""
-    if isinstance(action, np.ndarray) and action.shape == () and action.dtype.kind in "iu":
-        action = action.item()
-    if isinstance(action, bool) or not isinstance(action, (int, np.integer)):
-        raise ValueError(f"action must be an integer arm index, got {action!r} ({type(action).__name__})")
-    if not 0 <= action < num_arms:
-        raise ValueError(f"action must be an arm index in [0, {num_arms - 1}], got {action}")
-    return int(action)
+    def _check_replacement(self, task: BanditTask) -> None:
+        if task.num_arms != self._task.num_arms:
+            raise ValueError(
+                f"this env has {self._task.num_arms} arms, the new task {task.num_arms}; make a new env."
+            )
 
-
-def _check_noise(noise: Any, shape: tuple[int, ...]) -> np.ndarray:
-    noise = np.asarray(noise.cpu() if isinstance(noise, torch.Tensor) else noise, dtype=np.float32)
-    if noise.shape != shape:
-        raise ValueError(f"noise must have shape {shape}, got {noise.shape}")
-    return noise
+    def _episode_over(self, t: int) -> str | None:
+        return f"the trial ended after {self.num_pulls} pulls" if t >= self.num_pulls else None
 
 
 class BatchedBanditEnv(BatchedEnv[BanditTask]):

@@ -6,6 +6,10 @@ batched environment keeps the state of all ``num_envs`` tasks in tensors on
 the course's device, so a step is a handful of tensor operations whatever
 the number of tasks (``benchmarks/bench_envs.py`` measures 20-100x).
 
+Each batched env has a gymnasium twin that runs one task (a subclass of
+:class:`metarl_course.tasks.gym_env.TaskEnv`); the tests step both and
+require the same numbers.
+
 The API follows gymnasium's vector environments (``gymnasium.vector.VectorEnv``):
 ``reset(seed=..., options=...) -> (obs, info)`` and
 ``step(actions) -> (obs, rewards, terminated, truncated, info)``, batch first.
@@ -52,7 +56,7 @@ from gymnasium.vector import AutoresetMode
 from gymnasium.vector.utils import batch_space
 
 from metarl_course.device import get_device
-from metarl_course.tasks.distribution import TaskT, check_count
+from metarl_course.tasks.distribution import TaskT, check_count, reset_options
 
 _INDEX_DTYPES = (torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8)
 
@@ -130,10 +134,7 @@ class BatchedEnv(ABC, Generic[TaskT]):
             ``(obs, info)``: obs is batch-first, ``(num_envs, *obs_shape)``; for random
             envs ``info["noise"]`` is the trial's noise (see the subclass).
         """
-        options = dict(options or {})
-        tasks = options.pop("tasks", None)
-        if options:
-            raise ValueError(f"unknown reset option(s) {sorted(options)}; the only option is 'tasks'")
+        tasks = reset_options(options, ("tasks",)).get("tasks")
         if tasks is not None:
             self.set_tasks(tasks)
         if seed is not None:

@@ -9,12 +9,14 @@ The task distribution of MAML's 2D navigation experiment, done right:
 * an action is a 2D velocity, clipped to [-0.1, 0.1]^2, then scaled by the
   task's ``dynamics`` (1.0 in the paper): ``position += dynamics * clip(action)``;
 * the reward is minus the distance to the goal after the move;
-* an episode lasts exactly ``horizon = 100`` steps (a time limit, so
-  ``truncated=True`` on step 100).
-
-* an episode ends when the agent is within ``goal_tolerance = 0.01`` of the goal
-  in both coordinates (the authors' rllab code does this; returns in Finn et
-  al.'s table are measured with it), else after ``horizon = 100`` steps.
+* an episode ends on the step that brings the agent within ``goal_tolerance =
+  0.01`` of the goal in both coordinates (``terminated=True``; the authors'
+  rllab code does this, and returns in Finn et al.'s table are measured with
+  it), and at the latest after ``horizon = 100`` steps (a time limit:
+  ``truncated=True`` on step 100). With ``goal_tolerance=None`` no episode
+  terminates: every one runs the full horizon. (The batched env keeps its
+  tasks in lock-step: a task that reaches its goal reports ``terminated`` on
+  that step, then holds still with reward 0 until the horizon.)
 
 The arena is the square [-1, 1]^2 (``GOAL_LIMIT``): goals of every
 distribution, including the out-of-distribution one, lie inside it.
@@ -38,16 +40,17 @@ import numpy as np
 import torch
 
 from metarl_course.tasks.batched import BatchedEnv
-from metarl_course.tasks.distribution import TaskDistribution, check_count, check_rng, reset_options
+from metarl_course.tasks.distribution import TaskDistribution, check_count, check_rng
+from metarl_course.tasks.gym_env import TaskEnv
 
 GOAL_LIMIT = 1.0
 """Every goal lies in the arena [-GOAL_LIMIT, GOAL_LIMIT]^2."""
 MAX_ACTION = 0.1
 """Actions are clipped to [-MAX_ACTION, MAX_ACTION]^2 (Finn et al. 2017)."""
 HORIZON = 100
-"""Steps per episode (Finn et al. 2017)."""
+"""Time limit: the most steps an episode lasts (Finn et al. 2017)."""
 GOAL_TOLERANCE = 0.01
-"""An episode ends when |x - goal_x| < GOAL_TOLERANCE and |y - goal_y| < GOAL_TOLERANCE (Finn et al.'s rllab env)."""
+"""Default ``goal_tolerance``: an episode terminates once |x - goal_x| < 0.01 and |y - goal_y| < 0.01 (rllab's rule)."""
 MAX_DYNAMICS = 5.0
 """Largest allowed dynamics scale; with it, positions stay within +-horizon * 0.1 * 5."""
 
@@ -142,7 +145,7 @@ class NavigationDistribution(TaskDistribution[NavigationTask]):
                 )
 
     def sample(self, num_tasks: int, rng: np.random.Generator) -> list[NavigationTask]:
-        """Draw ``num_tasks`` tasks (goals by rejection outside ``exclude``), using only ``rng``."""
+        """Draw ``num_tasks`` tasks using only ``rng``; goals inside ``exclude`` are rejected and redrawn."""
         num_tasks, rng = check_count("num_tasks", num_tasks), check_rng(rng)
         goals = np.empty((0, 2))
         while len(goals) < num_tasks:
@@ -171,28 +174,22 @@ def _check_tolerance(tolerance: float | None) -> float | None:
     return tolerance
 
 
-def _check_task(task: Any) -> NavigationTask:
-    if not isinstance(task, NavigationTask):
-        raise TypeError(
-            f"task must be a NavigationTask, got {type(task).__name__}; "
-            "e.g. NavigationTask(goal=(0.3, -0.2)) or NavigationDistribution().sample(1, rng)[0]"
-        )
-    return task
-
-
-class Navigation2DEnv(gym.Env[np.ndarray, np.ndarray]):
+class Navigation2DEnv(TaskEnv[NavigationTask, np.ndarray, np.ndarray]):
     """2D navigation as a standard gymnasium env (id ``metarl_course/Navigation2D-v0``).
 
     Observation: the position, ``(2,)`` float32 (the goal is hidden).
-    Action: a velocity ``(2,)``, clipped to [-0.1, 0.1]^2. Reward: minus the
-    distance to the goal after the move. An episode ends (``terminated``) when the
-    agent is within ``goal_tolerance`` of the goal in both coordinates, or is
-    truncated after ``horizon`` steps. ``goal_tolerance=None`` never terminates.
+    Action: a velocity ``(2,)``, clipped to [-0.1, 0.1]^2 and scaled by the
+    task's ``dynamics``. Reward: minus the distance to the goal after the move.
+    ``terminated`` is True on the step that brings the agent within
+    ``goal_tolerance`` of the goal in both coordinates; ``truncated`` is True
+    on step ``horizon``. Either ends the episode. With ``goal_tolerance=None``
+    the episode never terminates: it always runs ``horizon`` steps.
 
     The task is kept across resets (a trial is several episodes of one task)
     until you change it with ``reset(options={"task": task})`` or
     :meth:`set_task`. Without a task, the env uses one drawn from
-    ``NavigationDistribution()`` with ``task_seed``.
+    ``NavigationDistribution()`` with ``task_seed`` (see
+    :class:`~metarl_course.tasks.gym_env.TaskEnv`).
 
     Example:
         >>> env = Navigation2DEnv(task=NavigationTask(goal=(0.3, 0.0)))
@@ -202,50 +199,31 @@ class Navigation2DEnv(gym.Env[np.ndarray, np.ndarray]):
         ([0.10000000149011612, 0.0], -0.2)
     """
 
-    metadata = {"render_modes": []}
+    task_type = NavigationTask
+    task_example = "NavigationTask(goal=(0.3, -0.2)) or NavigationDistribution().sample(1, rng)[0]"
+    default_tasks = NavigationDistribution()
 
     def __init__(self, task: NavigationTask | None = None, horizon: int = HORIZON, task_seed: int = 0,
                  goal_tolerance: float | None = GOAL_TOLERANCE) -> None:
         self.horizon = check_count("horizon", horizon)
         self.goal_tolerance = _check_tolerance(goal_tolerance)
-        if task is None:
-            task = NavigationDistribution().sample(1, np.random.default_rng(task_seed))[0]
         self.observation_space = observation_space(self.horizon)
         self.action_space = gym.spaces.Box(-MAX_ACTION, MAX_ACTION, shape=(2,), dtype=np.float32)
-        self.set_task(task)
-
-    @property
-    def task(self) -> NavigationTask:
-        """The current task."""
-        return self._task
-
-    def set_task(self, task: NavigationTask) -> None:
-        """Switch to ``task``; call :meth:`reset` before the next step."""
-        self._task = _check_task(task)
-        self._goal = np.asarray(task.goal, dtype=np.float32)
-        self._dynamics = np.float32(task.dynamics)
-        self._position: np.ndarray | None = None  # None = reset needed
-        self._t = 0
+        super().__init__(task, task_seed)
 
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[np.ndarray, dict[str, Any]]:
         """Start an episode at (0, 0); ``options={"task": task}`` switches task first."""
-        super().reset(seed=seed)
-        options = reset_options(options, ("task",))
-        if "task" in options:
-            self.set_task(options["task"])
+        self._reset_task(seed, options)
         self._position = np.zeros(2, dtype=np.float32)
-        self._t = 0
         self._terminated = False
+        self._t = 0
         return self._position.copy(), {"task": self._task}
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
-        """Move by ``dynamics * clip(action)``; reward = -distance to the goal."""
-        if self._position is None:
-            raise RuntimeError("step() called before reset(); call env.reset() first.")
-        if self._t >= self.horizon or self._terminated:
-            raise RuntimeError("the episode has ended (goal reached or time limit); call env.reset().")
+        """Move by ``dynamics * clip(action)``; reward = -distance to the goal after the move."""
+        t = self._check_running()
         action = np.asarray(action, dtype=np.float32)
         if action.shape != (2,):
             raise ValueError(f"action must have shape (2,), a velocity (dx, dy), got shape {action.shape}")
@@ -255,10 +233,19 @@ class Navigation2DEnv(gym.Env[np.ndarray, np.ndarray]):
         self._position = self._position + move
         offset = self._position - self._goal
         distance = np.sqrt(offset[0] * offset[0] + offset[1] * offset[1])  # float32, as the batched env
-        self._t += 1
+        self._t = t + 1
         tol = self.goal_tolerance
         self._terminated = tol is not None and bool(abs(offset[0]) < tol and abs(offset[1]) < tol)
         return self._position.copy(), -float(distance), self._terminated, self._t >= self.horizon, {}
+
+    def _load_task(self, task: NavigationTask) -> None:
+        self._goal = np.asarray(task.goal, dtype=np.float32)  # (2,)
+        self._dynamics = np.float32(task.dynamics)
+
+    def _episode_over(self, t: int) -> str | None:
+        if t >= self.horizon or self._terminated:
+            return "the episode has ended (goal reached or time limit)"
+        return None
 
 
 class BatchedNavigationEnv(BatchedEnv[NavigationTask]):
@@ -341,3 +328,22 @@ class BatchedNavigationEnv(BatchedEnv[NavigationTask]):
             self._just_done = running & (offset.abs() < self.goal_tolerance).all(dim=1)
             self._done = self._done | self._just_done
         return self._position, -distance * running  # no reward after the episode has ended
+
+
+@torch.no_grad()
+def oracle_returns(tasks: list[NavigationTask], horizon: int = 100, device: torch.device | str = "cpu") -> torch.Tensor:
+    """Return of a controller that *knows* the goal and heads straight for it: (num_tasks,).
+
+    It moves by ``clip((goal - position) / dynamics, -0.1, 0.1)`` each step, the
+    largest allowed step towards the goal. Finn et al.'s oracle is instead a
+    learned policy given the goal as input (-2.29 in their table); this one is the
+    best any policy can do, so it is an upper bound.
+    """
+    env = BatchedNavigationEnv(tasks, horizon=horizon, device=device)  # (the env's default goal tolerance)
+    dynamics = torch.tensor([t.dynamics for t in tasks], device=env.device)[:, None]
+    position, _ = env.reset()
+    total = torch.zeros(len(tasks), device=env.device)
+    for _ in range(horizon):
+        position, reward, _, _, _ = env.step(((env.goals - position) / dynamics).clamp(-0.1, 0.1))
+        total += reward
+    return total

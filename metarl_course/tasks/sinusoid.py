@@ -4,17 +4,27 @@ A task is a sine wave ``y = amplitude * sin(x - phase)``; the task
 distribution p(T) draws amplitude ~ U[0.1, 5] and phase ~ U[0, pi], and a
 task's data points draw x ~ U[-5, 5]. A learner sees K support points of a
 new task and must predict the wave everywhere (the query points).
+
+:class:`SinusoidTaskDistribution` is a
+:class:`~metarl_course.tasks.distribution.TaskDistribution` like every other
+family of the course (``sample``, ``split``, ``out_of_distribution``); it also
+draws the support and query points that regression needs
+(``support_query_for`` for given tasks, ``sample_support_query`` for new ones).
+:func:`heldout_batch` is the course's fixed meta-test set.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from metarl_course.device import get_device
+from metarl_course.tasks.distribution import TaskDistribution, check_count, check_rng
+from metarl_course.tasks.heldout import SINUSOID_HELDOUT_SEED
 
 
 @dataclass(frozen=True)
@@ -67,13 +77,22 @@ def _check_range(name: str, bounds: tuple[float, float]) -> None:
 
 
 @dataclass(frozen=True)
-class SinusoidTaskDistribution:
+class SinusoidTaskDistribution(TaskDistribution[SinusoidTask]):
     """p(T) for sinusoid regression; defaults are Finn et al. (2017).
+
+    Like every task distribution of the course, :meth:`sample` draws tasks,
+    :meth:`split` makes disjoint meta-train and meta-test sets and
+    :meth:`out_of_distribution` gives tasks it never draws. A regression task
+    also needs data: :meth:`support_query_for` draws the support and query
+    points of given tasks, and :meth:`sample_support_query` draws new tasks
+    *and* their points, the meta-batch of one meta-training iteration.
 
     Example:
         >>> dist = SinusoidTaskDistribution()
-        >>> rng = np.random.default_rng(0)
-        >>> batch = dist.sample_batch(25, num_support=10, num_query=10, rng=rng)
+        >>> tasks = dist.sample(3, np.random.default_rng(0))
+        >>> len(tasks), round(tasks[0].amplitude, 3)
+        (3, 3.221)
+        >>> batch = dist.sample_support_query(25, num_support=10, num_query=10, rng=np.random.default_rng(0))
         >>> batch.support_x.shape
         torch.Size([25, 10, 1])
     """
@@ -90,32 +109,60 @@ class SinusoidTaskDistribution:
         _check_range("phase_range", self.phase_range)
         _check_range("x_range", self.x_range)
 
-    def sample_tasks(self, num_tasks: int, rng: np.random.Generator) -> list[SinusoidTask]:
-        """Draw ``num_tasks`` tasks from p(T)."""
-        _check_positive("num_tasks", num_tasks)
-        amplitude = rng.uniform(*self.amplitude_range, size=num_tasks)
-        phase = rng.uniform(*self.phase_range, size=num_tasks)
+    def sample(self, num_tasks: int, rng: np.random.Generator) -> list[SinusoidTask]:
+        """Draw ``num_tasks`` tasks from p(T): all amplitudes first, then all phases, from ``rng``."""
+        num_tasks, rng = check_count("num_tasks", num_tasks), check_rng(rng)
+        amplitude = rng.uniform(*self.amplitude_range, size=num_tasks)  # (num_tasks,)
+        phase = rng.uniform(*self.phase_range, size=num_tasks)  # (num_tasks,)
         return [SinusoidTask(float(a), float(p)) for a, p in zip(amplitude, phase)]
 
-    def sample_batch(self, num_tasks: int, num_support: int, num_query: int,
-                     rng: np.random.Generator, device: torch.device | str | None = None,
-                     dtype: torch.dtype = torch.float32) -> SinusoidBatch:
-        """Draw tasks and, for each, ``num_support`` + ``num_query`` points."""
-        tasks = self.sample_tasks(num_tasks, rng)
-        return self.make_batch(tasks, num_support, num_query, rng, device=device, dtype=dtype)
+    def out_of_distribution(self) -> SinusoidTaskDistribution:
+        """The same amplitudes with the phases on the rest of the circle: [pi, 2 pi] for the default [0, pi].
 
-    def make_batch(self, tasks: list[SinusoidTask], num_support: int, num_query: int,
-                   rng: np.random.Generator, device: torch.device | str | None = None,
-                   dtype: torch.dtype = torch.float32) -> SinusoidBatch:
-        """Draw support and query points for given tasks (e.g. a fixed meta-test set)."""
-        _check_positive("num_support (K)", num_support)
-        _check_positive("num_query", num_query)
+        ``A sin(x - phase - pi) = -A sin(x - phase)``: the default's OOD tasks are its
+        waves upside down, whose average is ``+1.6 cos x`` instead of ``-1.6 cos x``.
+        """
+        low, high = self.phase_range
+        if high - low >= 2 * math.pi:
+            raise ValueError(
+                f"phase_range={self.phase_range} covers every phase (sin has period 2 pi), so no sinusoid is out "
+                "of distribution; use a range shorter than 2 pi, e.g. phase_range=(0.0, math.pi)."
+            )
+        return SinusoidTaskDistribution(self.amplitude_range, (high, low + 2 * math.pi), self.x_range)
+
+    def sample_support_query(self, num_tasks: int, num_support: int, num_query: int,
+                             rng: np.random.Generator, device: torch.device | str | None = None,
+                             dtype: torch.dtype = torch.float32) -> SinusoidBatch:
+        """Draw ``num_tasks`` new tasks and, for each, ``num_support`` + ``num_query`` points.
+
+        One call of :meth:`sample`, then one of :meth:`support_query_for`, both from ``rng``.
+
+        Returns:
+            A :class:`SinusoidBatch`: support (num_tasks, num_support, 1), query (num_tasks, num_query, 1).
+        """
+        return self.support_query_for(self.sample(num_tasks, rng), num_support, num_query, rng,
+                                      device=device, dtype=dtype)
+
+    def support_query_for(self, tasks: Sequence[SinusoidTask], num_support: int, num_query: int,
+                          rng: np.random.Generator, device: torch.device | str | None = None,
+                          dtype: torch.dtype = torch.float32) -> SinusoidBatch:
+        """Support and query points of given tasks (e.g. a fixed meta-test set).
+
+        Every x is drawn with one call ``rng.uniform(*x_range, size=(num_tasks, num_support + num_query, 1))``;
+        the first ``num_support`` points of each task are its support set, the others its query set.
+
+        Returns:
+            A :class:`SinusoidBatch` on ``device`` (default: the course's device) with ``dtype``.
+        """
+        num_support = check_count("num_support (K)", num_support)
+        num_query = check_count("num_query", num_query)
+        rng = check_rng(rng)
         if len(tasks) == 0:
             raise ValueError("tasks is empty: pass at least one SinusoidTask")
         amplitude = np.array([t.amplitude for t in tasks])[:, None, None]  # (T, 1, 1)
-        phase = np.array([t.phase for t in tasks])[:, None, None]
-        x = rng.uniform(*self.x_range, size=(len(tasks), num_support + num_query, 1))
-        y = amplitude * np.sin(x - phase)
+        phase = np.array([t.phase for t in tasks])[:, None, None]  # (T, 1, 1)
+        x = rng.uniform(*self.x_range, size=(len(tasks), num_support + num_query, 1))  # (T, K + Q, 1)
+        y = amplitude * np.sin(x - phase)  # (T, K + Q, 1)
         device = get_device() if device is None else device
 
         def tensor(a: np.ndarray) -> torch.Tensor:
@@ -128,32 +175,20 @@ class SinusoidTaskDistribution:
         )
 
 
-def _check_positive(name: str, value: int) -> None:
-    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value <= 0:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-
-
-def meta_train_test_split(distribution: SinusoidTaskDistribution, num_train: int, num_test: int,
-                          seed: int = 0) -> tuple[list[SinusoidTask], list[SinusoidTask]]:
-    """Fixed, disjoint meta-train and meta-test task sets drawn from one p(T).
-
-    Meta-training only ever sees the first list; the second is kept for
-    measuring how well the learner adapts to tasks it has never seen.
-    """
-    tasks = distribution.sample_tasks(num_train + num_test, np.random.default_rng(seed))
-    return tasks[:num_train], tasks[num_train:]
-
-
-def heldout_batch(num_support: int = 10, num_tasks: int = 100, num_query: int = 100, seed: int = 2017,
-                  distribution: SinusoidTaskDistribution | None = None,
+def heldout_batch(num_support: int = 10, num_tasks: int = 100, num_query: int = 100,
+                  seed: int = SINUSOID_HELDOUT_SEED, distribution: SinusoidTaskDistribution | None = None,
                   device: torch.device | str | None = None) -> SinusoidBatch:
     """The course's fixed meta-test set: the same tasks and points for every method and every run.
 
-    Its own seed keeps it apart from the task streams used in training (those
-    are drawn with the training seed); with continuous task parameters the two
-    never share a task.
+    ``num_tasks`` tasks and then their points are drawn from one generator seeded with
+    :data:`~metarl_course.tasks.heldout.SINUSOID_HELDOUT_SEED` (2017). That seed keeps it apart from the
+    task streams of training (drawn with the training seed); with continuous task parameters the two never
+    share a task.
+
+    Returns:
+        A :class:`SinusoidBatch`: support (num_tasks, num_support, 1), query (num_tasks, num_query, 1).
     """
     distribution = distribution or SinusoidTaskDistribution()
     rng = np.random.default_rng(seed)
-    tasks = distribution.sample_tasks(num_tasks, rng)
-    return distribution.make_batch(tasks, num_support, num_query, rng, device=device)
+    tasks = distribution.sample(num_tasks, rng)
+    return distribution.support_query_for(tasks, num_support, num_query, rng, device=device)

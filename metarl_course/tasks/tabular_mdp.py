@@ -36,10 +36,10 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from metarl_course.tasks.bandits import _check_arm, _check_noise
 from metarl_course.seeding import normal, uniform
 from metarl_course.tasks.batched import BatchedEnv
-from metarl_course.tasks.distribution import TaskDistribution, check_count, check_rng, reset_options
+from metarl_course.tasks.distribution import TaskDistribution, check_count, check_rng
+from metarl_course.tasks.gym_env import TaskEnv, check_index_action, replay_noise
 
 NUM_STATES, NUM_ACTIONS, HORIZON = 10, 5, 10
 """Duan et al. 2016's sizes: 10 states, 5 actions, episodes of 10 steps."""
@@ -169,16 +169,7 @@ class TabularMDPDistribution(TaskDistribution[TabularMDPTask]):
         )
 
 
-def _check_task(task: Any) -> TabularMDPTask:
-    if not isinstance(task, TabularMDPTask):
-        raise TypeError(
-            f"task must be a TabularMDPTask, got {type(task).__name__}; "
-            "e.g. TabularMDPDistribution().sample(1, rng)[0]"
-        )
-    return task
-
-
-class TabularMDPEnv(gym.Env[int, int]):
+class TabularMDPEnv(TaskEnv[TabularMDPTask, int, int]):
     """A random tabular MDP as a gymnasium env (id ``metarl_course/TabularMDP-v0``).
 
     Observation: the state index (``Discrete(S)``), 0 at the start of every
@@ -187,65 +178,55 @@ class TabularMDPEnv(gym.Env[int, int]):
     ``info["expected_reward"]`` is ``reward_means[s, a]``.
 
     The task is kept across resets (run n resets for a trial of n episodes)
-    until changed with ``reset(options={"task": task})`` or :meth:`set_task`;
-    without a task the env uses one drawn from ``TabularMDPDistribution()``
-    with ``task_seed``. ``reset(options={"noise": noise})``, noise of shape
-    ``(horizon, 2)``, fixes the episode's random numbers (module docstring).
+    until changed with ``reset(options={"task": task})`` or :meth:`set_task`
+    (same S and A); without a task the env uses one drawn from
+    ``TabularMDPDistribution()`` with ``task_seed`` (see
+    :class:`~metarl_course.tasks.gym_env.TaskEnv`). ``reset(options={"noise": noise})``,
+    noise of shape ``(horizon, 2)``, fixes the episode's random numbers (module docstring).
     """
 
-    metadata = {"render_modes": []}
+    task_type = TabularMDPTask
+    task_example = "TabularMDPDistribution().sample(1, rng)[0]"
+    default_tasks = TabularMDPDistribution()
 
     def __init__(self, task: TabularMDPTask | None = None, horizon: int = HORIZON, task_seed: int = 0) -> None:
         self.horizon = check_count("horizon", horizon)
-        if task is None:
-            task = TabularMDPDistribution().sample(1, np.random.default_rng(task_seed))[0]
-        self.set_task(task)
-
-    @property
-    def task(self) -> TabularMDPTask:
-        """The current task."""
-        return self._task
-
-    def set_task(self, task: TabularMDPTask) -> None:
-        """Switch to ``task`` (same S and A); call :meth:`reset` before the next step."""
-        task = _check_task(task)
-        if hasattr(self, "_task") and task.transition_array.shape != self._task.transition_array.shape:
-            raise ValueError("the new task has a different number of states or actions; make a new env.")
-        self._task = task
-        self._cdf = transition_cdf(task)  # (S, A, S) float32
-        self._rewards = task.reward_array.astype(np.float32)  # (S, A)
-        self.observation_space = gym.spaces.Discrete(task.num_states)
-        self.action_space = gym.spaces.Discrete(task.num_actions)
-        self._t: int | None = None  # None = reset needed
+        super().__init__(task, task_seed)
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[int, dict[str, Any]]:
         """Start an episode in state 0; options ``task`` and ``noise`` (see class docstring)."""
-        super().reset(seed=seed)
-        options = reset_options(options, ("task", "noise"))
-        if "task" in options:
-            self.set_task(options["task"])
-        noise = options.get("noise")
-        self._noise = None if noise is None else _check_noise(noise, (self.horizon, 2))
+        options = self._reset_task(seed, options, ("noise",))
+        self._noise = replay_noise(options, (self.horizon, 2))
         self._state, self._t = 0, 0
         return 0, {"task": self._task}
 
     def step(self, action: int) -> tuple[int, float, bool, bool, dict[str, Any]]:
         """Take ``action`` in the current state: sample s' ~ P(. | s, a), reward ~ N(R[s, a], 1)."""
-        if self._t is None:
-            raise RuntimeError("step() called before reset(); call env.reset() first.")
-        if self._t >= self.horizon:
-            raise RuntimeError(f"the episode ended after {self.horizon} steps; call env.reset().")
-        a = _check_arm(action, self._task.num_actions)
+        t = self._check_running()
+        a = check_index_action(action, self._task.num_actions, "action")
         if self._noise is None:
             u = self.np_random.random(dtype=np.float32)
             eps = self.np_random.standard_normal(dtype=np.float32)
         else:
-            u, eps = self._noise[self._t]
+            u, eps = self._noise[t]
         mean = self._rewards[self._state, a]
         reward = mean + np.float32(eps)  # float32 arithmetic, as the batched env
         self._state = int(np.count_nonzero(self._cdf[self._state, a] <= u))
-        self._t += 1
+        self._t = t + 1
         return self._state, float(reward), False, self._t >= self.horizon, {"expected_reward": float(mean)}
+
+    def _load_task(self, task: TabularMDPTask) -> None:
+        self._cdf = transition_cdf(task)  # (S, A, S) float32
+        self._rewards = task.reward_array.astype(np.float32)  # (S, A)
+        self.observation_space = gym.spaces.Discrete(task.num_states)
+        self.action_space = gym.spaces.Discrete(task.num_actions)
+
+    def _check_replacement(self, task: TabularMDPTask) -> None:
+        if task.transition_array.shape != self._task.transition_array.shape:
+            raise ValueError("the new task has a different number of states or actions; make a new env.")
+
+    def _episode_over(self, t: int) -> str | None:
+        return f"the episode ended after {self.horizon} steps" if t >= self.horizon else None
 
 
 class BatchedTabularMDPEnv(BatchedEnv[TabularMDPTask]):
