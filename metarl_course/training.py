@@ -30,6 +30,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from metarl_course.tasks.distribution import check_count
+
 
 class MetaLearner(Protocol):
     """What :func:`train` needs from an algorithm: one iteration is ``sample_tasks -> adapt -> evaluate ->
@@ -191,6 +193,30 @@ def check_finite(loss: torch.Tensor | float, iteration: int) -> None:
         )
 
 
+def meta_training_step(learner: MetaLearner, rng: np.random.Generator, iteration: int) -> dict[str, float]:
+    """One iteration of :func:`train`: sample tasks -> adapt -> evaluate -> meta-update; returns the metrics."""
+    tasks = learner.sample_tasks(rng)
+    adapted = learner.adapt(tasks)
+    loss, metrics = learner.evaluate(tasks, adapted)
+    if loss is not None:
+        check_finite(loss, iteration)
+    return {**metrics, **learner.meta_update(tasks, adapted, loss)}
+
+
+def _resume(learner: MetaLearner, checkpoint_path: str | os.PathLike, rng: np.random.Generator,
+            run_info: dict[str, Any] | None) -> tuple[History, int]:
+    """Load a run checkpoint into ``learner`` and ``rng`` (and torch's generator); its history and iteration."""
+    state = load_checkpoint(checkpoint_path)
+    stored = state.get("extra", {}).get("run_info")
+    if run_info is not None and stored != run_info:
+        raise ValueError(f"{checkpoint_path} belongs to another run ({stored}), not to {run_info}; "
+                         "delete it, choose another checkpoint path, or start afresh with resume=False.")
+    learner.load_state_dict(state["learner"])
+    rng.bit_generator.state = state["numpy_rng"]
+    torch.set_rng_state(state["torch_rng"])
+    return History(state["history"]), state["iteration"]
+
+
 def train(learner: MetaLearner, num_iterations: int, seed: int = 0, eval_every: int = 0,
           checkpoint_path: str | os.PathLike | None = None, checkpoint_every: int = 1000,
           resume: bool = True, progress: bool = True, desc: str = "meta-training",
@@ -213,23 +239,14 @@ def train(learner: MetaLearner, num_iterations: int, seed: int = 0, eval_every: 
     Returns:
         The :class:`History`; ``history.interrupted`` tells whether it was stopped early.
     """
-    if not isinstance(num_iterations, int) or num_iterations < 1:
-        raise ValueError(f"num_iterations must be a positive integer, got {num_iterations!r}")
+    check_count("num_iterations", num_iterations)
     if eval_every < 0 or checkpoint_every < 1:
         raise ValueError("eval_every must be >= 0 and checkpoint_every >= 1")
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
     history, start = History(), 0
     if checkpoint_path is not None and resume and Path(checkpoint_path).exists():
-        state = load_checkpoint(checkpoint_path)
-        stored = state.get("extra", {}).get("run_info")
-        if run_info is not None and stored != run_info:
-            raise ValueError(f"{checkpoint_path} belongs to another run ({stored}), not to {run_info}; "
-                             "delete it, choose another checkpoint path, or start afresh with resume=False.")
-        learner.load_state_dict(state["learner"])
-        history, start = History(state["history"]), state["iteration"]
-        rng.bit_generator.state = state["numpy_rng"]
-        torch.set_rng_state(state["torch_rng"])
+        history, start = _resume(learner, checkpoint_path, rng, run_info)
 
     def checkpoint(iteration: int) -> None:
         if checkpoint_path is not None:
@@ -240,12 +257,7 @@ def train(learner: MetaLearner, num_iterations: int, seed: int = 0, eval_every: 
     with _deferred_interrupt() as interrupted, tqdm(total=num_iterations, initial=start, desc=desc,
                                                     disable=not progress, leave=False) as bar:
         while iteration < num_iterations and not interrupted[0]:
-            tasks = learner.sample_tasks(rng)
-            adapted = learner.adapt(tasks)
-            loss, metrics = learner.evaluate(tasks, adapted)
-            if loss is not None:
-                check_finite(loss, iteration)
-            metrics = {**metrics, **learner.meta_update(tasks, adapted, loss)}
+            metrics = meta_training_step(learner, rng, iteration)
             iteration += 1
             history.log(iteration, metrics)
             if eval_every and iteration % eval_every == 0:

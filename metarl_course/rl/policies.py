@@ -26,6 +26,7 @@ from torch.nn import functional as F
 
 from metarl_course.nets import MLP
 from metarl_course.seeding import categorical, normal
+from metarl_course.tasks.distribution import check_count
 
 LOG_2PI = math.log(2 * math.pi)
 
@@ -173,9 +174,7 @@ class RL2ActorCritic(nn.Module):
 
     def initial_hidden(self, batch_size: int) -> torch.Tensor:
         """Zeros ``(1, batch_size, H)`` on the model's device: the state at the start of a trial."""
-        if not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
-        return torch.zeros(1, batch_size, self.hidden_size, device=self.device)
+        return torch.zeros(1, check_count("batch_size", batch_size), self.hidden_size, device=self.device)
 
     def action_features(self, actions: torch.Tensor) -> torch.Tensor:
         """How an action is fed back at the next step: (B,) long -> one-hot (B, A); (B, A) float -> clipped."""
