@@ -156,6 +156,11 @@ def get_experiment(name: str) -> Experiment:
 _PARSE: dict[type, tuple[Callable[[str], Any], str]] = {int: (int, "a whole number"), float: (float, "a number")}
 
 
+def _field_types(config: Config) -> dict[str, Any]:
+    """Each config field's annotation (a string: the configs use ``from __future__ import annotations``)."""
+    return {f.name: f.type for f in dataclasses.fields(config)}
+
+
 def with_evaluate_options(exp: Experiment, config: Config, overrides: dict[str, str]) -> Config:
     """``config`` with the evaluation fields in ``overrides`` (``{field: text}``) changed; a clear error for a
     field the experiment does not allow (see ``Experiment.evaluate_options``) or a value of the wrong kind."""
@@ -166,7 +171,7 @@ def with_evaluate_options(exp: Experiment, config: Config, overrides: dict[str, 
             takers = sorted(e.name for e in EXPERIMENTS.values() if field in e.evaluate_options)
             raise ValueError(f"{exp.name} cannot change {field!r} for evaluation (it allows: {allowed})"
                              + (f"; {field} applies to {', '.join(takers)}" if takers else ""))
-        kind = type(getattr(config, field))
+        kind = {"int": int, "float": float}.get(str(_field_types(config)[field]))  # the annotation, not the value
         if kind not in _PARSE:
             raise ValueError(f"{field} cannot be set from the command line")
         try:

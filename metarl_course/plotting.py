@@ -14,7 +14,7 @@ from metarl_course.evaluation import mean_ci
 def plot_adaptation_curves(curves: Mapping[str, np.ndarray | torch.Tensor], ax: plt.Axes | None = None,
                            ylabel: str = "MSE on query points", xlabel: str = "gradient steps",
                            log_y: bool = False, title: str | None = None) -> plt.Axes:
-    """Mean adaptation curve with a 95% confidence band, one line per method.
+    """Mean adaptation curve with a 95% confidence band (Student t, said in the legend), one line per method.
 
     Args:
         curves: name -> (num_tasks, num_steps + 1) losses, one row per held-out task.
@@ -29,7 +29,9 @@ def plot_adaptation_curves(curves: Mapping[str, np.ndarray | torch.Tensor], ax: 
     if log_y:
         ax.set_yscale("log")
     ax.grid(alpha=0.3)
-    ax.legend()
+    num_tasks = {len(values) for values in curves.values()}
+    over = f" over {num_tasks.pop()} tasks" if len(num_tasks) == 1 else ""
+    ax.legend(title=f"mean, 95% CI (Student t){over}", title_fontsize=8)
     return ax
 
 

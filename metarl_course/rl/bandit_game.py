@@ -21,7 +21,8 @@ from __future__ import annotations
 import torch
 
 from metarl_course.rl.bandit_baselines import ThompsonPolicy, argmax_random_ties
-from metarl_course.rl.rl2 import RL2ActorCritic, rollout
+from metarl_course.rl.policies import RL2ActorCritic
+from metarl_course.rl.sampling import rollout
 from metarl_course.seeding import cpu_generator
 from metarl_course.tasks.bandits import BanditTask, BatchedBanditEnv
 from metarl_course.tasks.distribution import check_count

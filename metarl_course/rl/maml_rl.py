@@ -129,6 +129,7 @@ class MAMLRLConfig:
                 raise ValueError(f"{name} must be > 0, got {value!r}")
         if not (math.isfinite(self.eval_budget) and self.eval_budget >= 0):
             raise ValueError(f"eval_budget must be >= 0 (0: num_trajectories episodes per step), got {self.eval_budget!r}")
+        check_count("eval_seed", self.eval_seed, minimum=0)
         if self.later_inner_lr is not None and not (math.isfinite(self.later_inner_lr) and self.later_inner_lr > 0):
             raise ValueError(f"later_inner_lr must be > 0 (or None: half of inner_lr), got {self.later_inner_lr!r}")
         for name in ("meta_batch_size", "num_trajectories", "horizon", "cg_iterations", "promp_steps", "fisher_tasks",

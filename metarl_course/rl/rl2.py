@@ -58,7 +58,6 @@ from metarl_course.training import ModelOptimizerState
 TASKS = ("bandit", "tabular_mdp", "navigation")
 MAX_ARMS, MAX_PULLS = 100, 1000
 """Bounds on k and n (Duan et al. use k <= 50, n <= 500); beyond them a trial no longer fits in memory and time."""
-DEFAULT_HORIZON = {"bandit": 10, "tabular_mdp": 10, "navigation": 100}
 
 
 @dataclass(frozen=True)
@@ -135,8 +134,10 @@ class RL2Config:
                 raise ValueError("a bandit trial is one episode of n pulls: set episodes_per_trial=1 and "
                                  "horizon=n (e.g. RL2Config.bandit(num_pulls=100, num_arms=5))")
         for name in ("horizon", "episodes_per_trial", "hidden_size", "num_trials", "num_epochs",
-                     "num_minibatches", "num_eval_trials"):
+                     "num_minibatches"):
             check_count(name, getattr(self, name))
+        check_count("num_eval_trials (a confidence interval needs two)", self.num_eval_trials, minimum=2)
+        check_count("eval_seed", self.eval_seed, minimum=0)
         check_count("anneal_iterations (0: no annealing)", self.anneal_iterations, minimum=0)
         if self.num_minibatches > self.num_trials:
             raise ValueError(f"num_minibatches ({self.num_minibatches}) must be <= num_trials ({self.num_trials})")
@@ -360,7 +361,8 @@ class RL2Learner(ModelOptimizerState):
 
     @property
     def steps_per_iteration(self) -> int:
-        """Environment steps of one iteration: ``num_trials * trial_length``."""
+        """Steps one iteration simulates: ``num_trials * trial_length`` (``charts/env_steps`` counts fewer when
+        navigation episodes end early at the goal)."""
         return self.config.num_trials * self.config.trial_length
 
     def sample_tasks(self, rng: np.random.Generator) -> TrialBatch:

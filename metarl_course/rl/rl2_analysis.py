@@ -19,7 +19,8 @@ from metarl_course.evaluation import mean_ci
 from metarl_course.papers import DUAN_2016_BANDITS
 from metarl_course.rl.bandit_baselines import POLICY_LABELS, make_policy, run_bandit, sample_arm_means
 from metarl_course.rl.bayes_optimal import bayes_optimal_ceiling
-from metarl_course.rl.rl2 import RL2ActorCritic, rollout
+from metarl_course.rl.policies import RL2ActorCritic
+from metarl_course.rl.sampling import rollout
 from metarl_course.seeding import cpu_generator
 from metarl_course.tasks.bandits import BanditTask, BatchedBanditEnv
 
