@@ -82,14 +82,23 @@ class QuickCheck:
         question: the question, plain text.
         options: the choices shown.
         correct: the index of the right choice.
-        explanation: shown with the verdict, whichever choice was made.
+        explanation: shown with the verdict: one text whichever choice was made, or one text per option
+            (why that option is right or wrong), shown for the option chosen.
+
+    Example:
+        >>> QuickCheck("When is RL²'s hidden state reset?", ["every episode", "every trial"], 1,
+        ...            ["Then nothing learned in an episode reaches the next.", "Yes: once per task."]).correct
+        1
     """
 
-    def __init__(self, question: str, options: Sequence[str], correct: int, explanation: str) -> None:
+    def __init__(self, question: str, options: Sequence[str], correct: int,
+                 explanation: str | Sequence[str]) -> None:
         if len(options) < 2:
             raise ValueError(f"a quick check needs at least 2 options, got {len(options)}")
         if not 0 <= correct < len(options):
             raise ValueError(f"correct must index one of the {len(options)} options, got {correct}")
+        if not isinstance(explanation, str) and len(explanation) != len(options):
+            raise ValueError(f"give one explanation, or one per option ({len(options)}), got {len(explanation)}")
         self.options, self.correct, self.explanation = list(options), correct, explanation
         self.question = widgets.HTML(f"<b>{html.escape(question)}</b>")
         self.choice = widgets.RadioButtons(options=self.options, value=None, layout=widgets.Layout(width="95%"))
@@ -107,7 +116,9 @@ class QuickCheck:
             return
         verdict = "Right." if self.answered_correctly else "Not quite."
         color = "green" if self.answered_correctly else "#b35900"
-        self.feedback.value = f"<span style='color:{color}'><b>{verdict}</b></span> {html.escape(self.explanation)}"
+        why = self.explanation if isinstance(self.explanation, str) else \
+            self.explanation[self.options.index(change["new"])]
+        self.feedback.value = f"<span style='color:{color}'><b>{verdict}</b></span> {html.escape(why)}"
 
     def _ipython_display_(self) -> None:
         display(self.widget)

@@ -40,3 +40,13 @@ def test_quick_check_gives_a_verdict_and_the_explanation():
     assert check.answered_correctly and "Right" in check.feedback.value
     with pytest.raises(ValueError, match="correct must index"):
         QuickCheck("?", ["a", "b"], 2, "")
+
+
+def test_a_quick_check_can_explain_each_option():
+    check = QuickCheck("2 + 2?", ["3", "4", "5"], 1, ["one short", "yes", "one too many"])
+    check.choice.value = "5"
+    assert "Not quite" in check.feedback.value and "one too many" in check.feedback.value
+    check.choice.value = "4"
+    assert "Right" in check.feedback.value and "yes" in check.feedback.value
+    with pytest.raises(ValueError, match="one per option"):
+        QuickCheck("?", ["a", "b"], 0, ["only one"])
