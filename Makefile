@@ -1,6 +1,7 @@
 # The course's two commands (see README.md):
 #   make lab   set up .venv and open the course in JupyterLab
 #   make test  set up .venv and run the whole test suite (quick mode, CPU)
+#   make chapters  run every chapter in full mode, as a learner does, with its assertions (~20 min; not in CI)
 # Re-running either is fast: .venv is rebuilt only when requirements.txt or
 # pyproject.toml change.
 
@@ -9,7 +10,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: lab test clean
+.PHONY: lab test chapters clean
 
 $(STAMP): requirements.txt pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 10), "Python 3.10+ is needed, found " + sys.version' \
@@ -25,6 +26,9 @@ lab: $(STAMP)
 
 test: $(STAMP)
 	METARL_QUICK=1 METARL_DEVICE=cpu $(BIN)/python -m pytest
+
+chapters: $(STAMP)
+	$(BIN)/python tools/run_chapters.py
 
 clean:
 	rm -rf $(VENV)

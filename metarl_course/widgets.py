@@ -4,7 +4,8 @@ Sliders and plots are made in the chapters with ``ipywidgets.interact``; this
 module holds the two controls of the summary chapter:
 
 * :class:`SelfTest`: a question, a box for the learner's own answer, and a
-  worked answer that can be revealed only after writing a few words;
+  worked answer that the button reveals only after writing a few words (a
+  collapsed copy below the widget keeps the answer readable without a kernel);
 * :class:`QuickCheck`: a multiple-choice question that says right away whether
   the choice is right, and why.
 
@@ -71,8 +72,14 @@ class SelfTest:
         self.button.description = "Worked answer below"
         self.status.value = "compare it with yours"
 
+    def static_answer(self) -> Markdown:
+        """The worked answer in a collapsed block, readable where no kernel runs (a rendered notebook, a book)."""
+        return Markdown(f"<details><summary>Worked answer (write your own first)</summary>\n\n{self.answer}\n\n"
+                        "</details>")
+
     def _ipython_display_(self) -> None:
         display(self.widget)
+        display(self.static_answer())
 
 
 class QuickCheck:

@@ -50,3 +50,9 @@ def test_a_quick_check_can_explain_each_option():
     assert "Right" in check.feedback.value and "yes" in check.feedback.value
     with pytest.raises(ValueError, match="one per option"):
         QuickCheck("?", ["a", "b"], 0, ["only one"])
+
+
+def test_a_self_tests_worked_answer_is_also_kept_collapsed_for_readers_without_a_kernel():
+    test = SelfTest("Why?", "Because **this**.")
+    static = test.static_answer().data
+    assert static.startswith("<details>") and "Because **this**." in static and static.rstrip().endswith("</details>")
