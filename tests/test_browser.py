@@ -121,7 +121,7 @@ CHAPTERS = [
     Chapter("03_task_distributions", (Slider("train goals", presses=1), Slider("train tasks", presses=1),
                                       Slider("adapt steps", presses=1)), quick_s=70),
     Chapter("04_maml_rl_promp", (Slider("step size α", presses=1), Slider("trajectories", presses=1)), quick_s=200),
-    Chapter("05_rl2", (BanditGame(),), quick_s=110),
+    Chapter("05_rl2", (BanditGame(), QuickChecks(4)), quick_s=110),
     Chapter("06_training_and_evaluation", (Slider("held-out tasks", key="ArrowLeft"), Dropdown("confidence", "0.8"),
                                            QuickChecks(4)), quick_s=60),
     Chapter("07_summary", (SelfTests(3), QuickChecks(4)), quick_s=25),
