@@ -116,10 +116,10 @@ class Chapter:
 # of two policies on ten goals, so those sliders move by one step.
 CHAPTERS = [
     Chapter("00_start_here", (Slider("amplitude A"),), quick_s=15),
-    Chapter("01_what_is_meta_learning", (Slider("fine-tune lr"),), quick_s=40),
-    Chapter("02_maml", (Slider("inner lr α"),), quick_s=90),
+    Chapter("01_what_is_meta_learning", (Slider("fine-tune lr"), QuickChecks(4)), quick_s=40),
+    Chapter("02_maml", (Slider("inner lr α"), QuickChecks(4)), quick_s=90),
     Chapter("03_task_distributions", (Slider("train goals", presses=1), Slider("train tasks", presses=1),
-                                      Slider("adapt steps", presses=1)), quick_s=70),
+                                      Slider("adapt steps", presses=1), QuickChecks(4)), quick_s=70),
     Chapter("04_maml_rl_promp", (Slider("step size α", presses=1), Slider("trajectories", presses=1), QuickChecks(5)),
             quick_s=200),
     Chapter("05_rl2", (BanditGame(), QuickChecks(4)), quick_s=110),
