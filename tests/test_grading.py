@@ -268,6 +268,17 @@ def troubled_class(tmp_path_factory):
     # (e) megabytes of output, otherwise correct
     chatty = solution_sources(EX01)["sample_sinusoid_batch"] + "\n\nfor i in range(60_000):\n    print('spam ' * 20)"
     save(student_notebook(EX01, {"sample_sinusoid_batch": chatty})[0], subs / "chatty", name)
+    # (f) a correct sampler that warns on stderr every time a test calls it
+    warns = ("import warnings\n\n" + solution_sources(EX01)["sample_sinusoid_batch"].replace(
+        "def sample_sinusoid_batch(", "def _sampler(", 1) + "\n\n\ndef sample_sinusoid_batch(*args, **kwargs):\n"
+        "    warnings.warn('a library warning on stderr')\n    return _sampler(*args, **kwargs)")
+    save(student_notebook(EX01, {"sample_sinusoid_batch": warns})[0], subs / "warns", name)
+    # (g) one 5 MB line of output, otherwise correct
+    one_line = solution_sources(EX01)["sample_sinusoid_batch"] + "\n\nprint('x' * 5_000_000)"
+    save(student_notebook(EX01, {"sample_sinusoid_batch": one_line})[0], subs / "oneline", name)
+    # names: hidden, a spreadsheet formula, a trailing newline
+    for odd in (".hidden", "=1+2", "newline\n"):
+        save(student_notebook(EX01)[0], subs / odd, name)
     # bad input: not a notebook, no notebook, a badly named folder, a stray file
     (subs / "notanotebook").mkdir()
     (subs / "notanotebook" / name).write_text("this is not JSON")
@@ -335,9 +346,36 @@ class TestBadSubmissions:
         assert message in row["status"] and row["total"] == ""
         assert any(line.startswith(f"{student}: NOT GRADED") and message in line for line in troubled_class[3])
 
+    def test_a_warning_on_stderr_costs_no_marks(self, troubled_class):
+        grades, tmp = troubled_class[0], troubled_class[1]
+        assert float(grades["warns"]["total"]) == max_total(EX01)
+        executed = nbformat.read(tmp / "course" / "autograded" / "warns" / EX01 / "ex01.ipynb", as_version=4)
+        texts = [o.text for c in executed.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "stream"]
+        assert any("a library warning on stderr" in t for t in texts), "the warning is still shown"
+
+    def test_one_huge_line_of_output_is_cut(self, troubled_class):
+        grades, tmp = troubled_class[0], troubled_class[1]
+        assert float(grades["oneline"]["total"]) == max_total(EX01)
+        assert (tmp / "course" / "autograded" / "oneline" / EX01 / "ex01.ipynb").stat().st_size < 1_000_000
+
+    @pytest.mark.parametrize("shown, message", [
+        (".hidden", "not a valid student id"),
+        ("'=1+2", "not a valid student id"),  # escaped: a spreadsheet shows it as text
+        ("newline\\n", "control character"),
+    ])
+    def test_odd_folder_names_get_a_row_with_the_reason(self, troubled_class, shown, message):
+        row = troubled_class[0][shown]
+        assert message in row["status"] and row["total"] == ""
+
+    def test_every_student_has_a_log_with_the_reason(self, troubled_class):
+        logs = troubled_class[1] / "course" / "logs" / EX01
+        assert "status: graded" in (logs / "good.log").read_text()
+        assert "missing ex01.ipynb" in (logs / "nothing.log").read_text()
+        assert len(list(logs.glob("*.log"))) == len(troubled_class[0])
+
     def test_every_student_has_one_row_and_feedback(self, troubled_class):
         grades, tmp = troubled_class[0], troubled_class[1]
-        assert len(grades) == 11
+        assert len(grades) == 16
         for student, row in grades.items():
             if row["status"] == GRADED:
                 assert (tmp / "course" / "feedback" / student / EX01 / "ex01.html").is_file(), student

@@ -26,11 +26,13 @@ in a container or a throw-away virtual machine.
 from __future__ import annotations
 
 import csv
+import hashlib
 import os
 import re
 import shutil
 import tempfile
 import time
+import unicodedata
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,8 +42,26 @@ import nbformat
 from metarl_course.grading.course import (DEFAULT_TIMEOUT, IGNORED, SOLUTIONS_DIR, GradingError, check_assignment,
                                           copy_source, make_api, nbgrader_config, notebook_names, run_api)
 
-STUDENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]*$")
-"""Valid student ids (folder names): letters, digits and ``_ . @ -``, starting with a letter or digit."""
+STUDENT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]*")
+"""Valid student ids (folder names, matched whole): letters, digits and ``_ . @ -``, starting with a letter or digit."""
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+"""A CSV cell starting with one of these is run as a formula by spreadsheets: such cells get a leading ``'``."""
+
+
+def valid_student_id(name: str) -> bool:
+    """Whether a folder name is a valid student id (the whole name; a trailing newline is not allowed)."""
+    return STUDENT_ID.fullmatch(name) is not None
+
+
+def shown_name(name: str) -> str:
+    """A folder name as the grades show it: Unicode NFC (one spelling for one name), control characters escaped."""
+    name = unicodedata.normalize("NFC", name)
+    return "".join(ch if unicodedata.category(ch)[0] != "C" else ascii(ch)[1:-1] for ch in name)
+
+
+def csv_safe(text: str) -> str:
+    """``text`` for a CSV cell that a spreadsheet shows as text, never runs as a formula."""
+    return "'" + text if text.startswith(FORMULA_START) else text
 GRADED = "graded"
 
 
@@ -56,6 +76,8 @@ class StudentResult:
     """grade cell id -> points scored."""
     notes: list[str] = field(default_factory=list)
     """Things worth knowing that did not stop grading (a renamed notebook, feedback that failed)."""
+    log: str = ""
+    """nbgrader's log of this student's autograding, kept in the per-student log file."""
 
 
 @dataclass(frozen=True)
@@ -111,13 +133,15 @@ def arrange_submission(entry: Path, assignment: str, expected: list[str], course
     ``entry`` is either nbgrader's layout (``<student>/<assignment>/<nb>.ipynb``)
     or a plain folder (``<student>/<nb>.ipynb``).
     """
-    result = StudentResult(entry.name)
+    result = StudentResult(shown_name(entry.name))
     dest = course_root / "submitted" / entry.name / assignment
     if not entry.is_dir():
-        result.status = f"not a student folder: {entry.name} is a file; put each student's notebooks in a folder"
+        result.status = f"not a student folder: {result.student} is a file; put each student's notebooks in a folder"
         return result
-    if not STUDENT_ID.match(entry.name):
-        result.status = (f"folder name {entry.name!r} is not a valid student id "
+    if not valid_student_id(entry.name):
+        control = " (it contains a control character, e.g. a newline)" if shown_name(entry.name) != \
+            unicodedata.normalize("NFC", entry.name) else ""
+        result.status = (f"folder name {result.student!r} is not a valid student id{control}: rename the folder "
                          "(letters, digits and _ . @ -, starting with a letter or digit)")
         return result
     folder = entry / assignment if (entry / assignment).is_dir() else entry
@@ -191,7 +215,8 @@ def grade_class(submissions: Path, assignment: str, out_csv: Path, course_root: 
     if not generated["success"]:
         raise GradingError(f"nbgrader could not load {assignment} from {solutions_dir}: {_last_error_line(generated)}")
 
-    entries = sorted(p for p in submissions.iterdir() if not p.name.startswith(".") and p.name not in IGNORED)
+    # every entry gets a row (a hidden folder too: a student named ".x" is told why they were not graded)
+    entries = sorted(p for p in submissions.iterdir() if p.name not in IGNORED)
     results = []
     for entry in entries:
         start = time.perf_counter()
@@ -201,7 +226,9 @@ def grade_class(submissions: Path, assignment: str, out_csv: Path, course_root: 
         else:
             _forget(course_root, assignment, entry.name)
         results.append(result)
-        log(_summary_line(result, qs, time.perf_counter() - start))
+        seconds = time.perf_counter() - start
+        log(_summary_line(result, qs, seconds))
+        _write_student_log(course_root, assignment, entry.name, result, qs, seconds)
     write_grades_csv(results, qs, out_csv)
     return results
 
@@ -214,6 +241,7 @@ def _grade_one(api, config, course_root: Path, assignment: str, result: StudentR
         # a test cell that nbgrader puts back into a submission has no cell id; nbformat 5.11 adds one
         warnings.filterwarnings("ignore", message="Cell is missing an id field")
         graded = run_api(api, "autograde", assignment, result.student, force=True, create=True)
+    result.log = "\n".join(str(graded.get(key) or "") for key in ("log", "error")).strip()
     if not graded["success"]:
         result.status = f"autograding failed: {_last_error_line(graded)}"
         return
@@ -232,16 +260,37 @@ def _forget(course_root: Path, assignment: str, student: str) -> None:
     """Remove an earlier run's copies of a submission that cannot be graded now, so no stale result survives."""
     for step in ("submitted", "autograded", "feedback"):
         path = course_root / step / student / assignment
-        if path.is_dir() and STUDENT_ID.match(student):
+        if path.is_dir() and valid_student_id(student):
             shutil.rmtree(path)
 
 
 def _summary_line(result: StudentResult, qs: list[Question], seconds: float) -> str:
     if result.status != GRADED:
         return f"{result.student}: NOT GRADED: {result.status}"
-    total, max_total = sum(result.scores.values()), sum(q.max_score for q in qs)
+    total = sum(min(max(result.scores[q.grade_id], 0.0), q.max_score) for q in qs)
+    max_total = sum(q.max_score for q in qs)
     notes = f" ({'; '.join(result.notes)})" if result.notes else ""
     return f"{result.student}: {total:g}/{max_total:g} in {seconds:.1f} s{notes}"
+
+
+def _log_name(folder_name: str) -> str:
+    """A safe file name for a student's log: the id itself, or a hash for a folder name that is not a valid id."""
+    if valid_student_id(folder_name):
+        return f"{folder_name}.log"
+    return f"invalid-name-{hashlib.sha256(folder_name.encode('utf-8', 'surrogateescape')).hexdigest()[:12]}.log"
+
+
+def _write_student_log(course_root: Path, assignment: str, folder_name: str, result: StudentResult,
+                       qs: list[Question], seconds: float) -> None:
+    """``course_root/logs/<assignment>/<student>.log``: the row, the reason, the notes and nbgrader's log."""
+    folder = course_root / "logs" / assignment
+    folder.mkdir(parents=True, exist_ok=True)
+    lines = [f"student: {result.student}", f"status: {result.status}", f"seconds: {seconds:.1f}"]
+    lines += [f"note: {note}" for note in result.notes]
+    lines += [f"{q.grade_id}: {result.scores[q.grade_id]:g} of {q.max_score:g}" for q in qs if q.grade_id in result.scores]
+    if result.log:
+        lines += ["", "nbgrader's log:", result.log]
+    (folder / _log_name(folder_name)).write_text("\n".join(lines) + "\n")
 
 
 def write_grades_csv(results: list[StudentResult], qs: list[Question], path: Path) -> None:
@@ -259,10 +308,12 @@ def write_grades_csv(results: list[StudentResult], qs: list[Question], path: Pat
             for r in results:
                 status = r.status if not r.notes else f"{r.status} ({'; '.join(r.notes)})"
                 if r.status == GRADED:
-                    scores = [f"{r.scores[q.grade_id]:g}" for q in qs]
-                    writer.writerow([r.student, status, *scores, f"{sum(r.scores.values()):g}", f"{max_total:g}"])
+                    # no question is worth more than its points, whatever the gradebook says
+                    capped = [min(max(r.scores[q.grade_id], 0.0), q.max_score) for q in qs]
+                    writer.writerow([csv_safe(r.student), csv_safe(status), *[f"{v:g}" for v in capped],
+                                     f"{sum(capped):g}", f"{max_total:g}"])
                 else:
-                    writer.writerow([r.student, status, *[""] * len(qs), "", f"{max_total:g}"])
+                    writer.writerow([csv_safe(r.student), csv_safe(status), *[""] * len(qs), "", f"{max_total:g}"])
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -278,4 +329,6 @@ def _config_file_text(timeout: int) -> str:
 c = get_config()  # noqa: F821
 c.Execute.timeout = {timeout}
 c.OverwriteCells.add_missing_cells = True
+from metarl_course.grading.preprocessors import autograde_preprocessors  # stderr warnings do not fail a test
+c.Autograde.autograde_preprocessors = autograde_preprocessors()
 '''
