@@ -34,7 +34,7 @@ from metarl_course.experiments import get_experiment
 from metarl_course.rl.rl2 import RL2Config, RL2Learner, rollout
 
 SETTINGS = {  # the shipped experiments' configs (metarl_course/experiments.py)
-    name: RL2Config(**get_experiment(name).config)
+    name: get_experiment(name).config
     for name in ("rl2-bandit-n10-k5", "rl2-bandit-n100-k5", "rl2-mdp-n10", "rl2-nav-2ep")
 }
 GYM_IDS = {"bandit": "metarl_course/BernoulliBandit-v0", "tabular_mdp": "metarl_course/TabularMDP-v0",
@@ -50,7 +50,7 @@ class GymEnvList:
         self.trial_length = self.horizon * self.episodes_per_trial
         size = {"num_pulls": config.horizon} if config.task == "bandit" else {"horizon": config.horizon}
         if config.task == "navigation":
-            size["goal_tolerance"] = config.goal_tolerance  # as in rl2.make_env
+            size["goal_tolerance"] = config.goal_tolerance  # as rl2.TASK_FAMILIES gives it to the batched env
         self.envs = [gym.make(GYM_IDS[config.task], task=task, **size) for task in tasks]
         self.num_envs = len(self.envs)
         self._seed = 0
