@@ -46,6 +46,12 @@ def solution_sources(assignment: str) -> dict[str, str]:
             if c.metadata.get("nbgrader", {}).get("solution")}
 
 
+def solution_sources_all(assignment: str) -> list[str]:
+    """Every source line of the instructor's notebook (tests and hidden tests included)."""
+    (name,) = [p for p in (SOLUTIONS_DIR / assignment).glob("*.ipynb")]
+    return [line for c in nbformat.read(name, as_version=4).cells for line in c.source.splitlines()]
+
+
 def student_notebook(assignment: str, answers: dict[str, str] | None = None, fill_rest: bool = True):
     """The released exercise with solution cells replaced: ``answers`` by grade_id, the others by the solution."""
     (path,) = list((EXERCISES_DIR / assignment).glob("*.ipynb"))
@@ -345,6 +351,13 @@ class TestBadSubmissions:
         row = troubled_class[0][student]
         assert message in row["status"] and row["total"] == ""
         assert any(line.startswith(f"{student}: NOT GRADED") and message in line for line in troubled_class[3])
+
+    def test_the_feedback_shows_failed_checks_but_no_hidden_test(self, troubled_class):
+        tmp = troubled_class[1]
+        html = (tmp / "course" / "feedback" / "hardcodes" / EX01 / "ex01.html").read_text()
+        assert "hidden tests: not shown" in html and "AssertionError" in html
+        hidden = [line.strip() for line in solution_sources_all(EX01) if "seed=123" in line or "seed=42" in line]
+        assert hidden and not any(line in html for line in hidden), "a hidden test's source is in the feedback"
 
     def test_a_warning_on_stderr_costs_no_marks(self, troubled_class):
         grades, tmp = troubled_class[0], troubled_class[1]

@@ -329,6 +329,7 @@ def _config_file_text(timeout: int) -> str:
 c = get_config()  # noqa: F821
 c.Execute.timeout = {timeout}
 c.OverwriteCells.add_missing_cells = True
-from metarl_course.grading.preprocessors import autograde_preprocessors  # stderr warnings do not fail a test
-c.Autograde.autograde_preprocessors = autograde_preprocessors()
+from metarl_course.grading.preprocessors import autograde_preprocessors, feedback_preprocessors
+c.Autograde.autograde_preprocessors = autograde_preprocessors()  # a warning on stderr does not fail a test
+c.GenerateFeedback.preprocessors = feedback_preprocessors()  # the feedback shows no hidden test
 '''

@@ -61,9 +61,11 @@ def nbgrader_config(root: Path, db_path: Path, timeout: int = DEFAULT_TIMEOUT, q
     # A submission that deleted a test cell gets it back (nbgrader's default is to leave it out).
     c.OverwriteCells.add_missing_cells = True
     # a warning on stderr does not fail a test cell; no output is kept whole beyond 20,000 characters
-    from metarl_course.grading.preprocessors import autograde_preprocessors
+    # and the feedback shows no hidden test (source or traceback)
+    from metarl_course.grading.preprocessors import autograde_preprocessors, feedback_preprocessors
 
     c.Autograde.autograde_preprocessors = autograde_preprocessors()
+    c.GenerateFeedback.preprocessors = feedback_preprocessors()
     if quiet:
         c.NbGraderAPI.log_level = "WARN"
     return c

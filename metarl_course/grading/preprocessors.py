@@ -6,7 +6,11 @@
 * :class:`LimitOutputSize`: nbgrader's ``LimitOutput`` counts lines only, so one 50 MB line was kept whole; this
   cuts every text output to ``max_chars`` characters.
 
-Both run after nbgrader's ``Execute`` (see :data:`AUTOGRADE_PREPROCESSORS`).
+Both run after nbgrader's ``Execute`` (see :func:`autograde_preprocessors`). For the feedback students get:
+
+* :class:`HiddenTestsOutOfFeedback`: nbgrader's feedback showed every hidden test (their inputs, and the failing
+  line in a traceback); here the hidden-test region of a test cell is replaced by a comment and an error shows
+  only its name and message (see :func:`feedback_preprocessors`).
 """
 
 from __future__ import annotations
@@ -62,6 +66,41 @@ class LimitOutputSize(NbGraderPreprocessor):
                 output.evalue = self._cut(output.evalue)
                 output.traceback = [self._cut(line) for line in output.traceback[:200]]
         return cell, resources
+
+
+HIDDEN_BEGIN, HIDDEN_END = "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS"
+HIDDEN_NOTE = "# (hidden tests: not shown in the feedback)"
+
+
+class HiddenTestsOutOfFeedback(NbGraderPreprocessor):
+    """In graded test cells: hidden-test lines replaced by one comment, tracebacks cut to ``Name: message``."""
+
+    def preprocess_cell(self, cell: NotebookNode, resources: ResourcesDict, cell_index: int
+                        ) -> tuple[NotebookNode, ResourcesDict]:
+        if not _is_test_cell(cell):
+            return cell, resources
+        kept, hidden = [], False
+        for line in cell.source.splitlines():
+            if HIDDEN_BEGIN in line:
+                hidden = True
+                kept.append(HIDDEN_NOTE)
+            elif HIDDEN_END in line:
+                hidden = False
+            elif not hidden:
+                kept.append(line)
+        cell.source = "\n".join(kept)
+        for output in cell.outputs:
+            if output.output_type == "error":  # a traceback would show the failing (maybe hidden) line
+                output.traceback = [f"{output.ename}: {output.evalue}"]
+        return cell, resources
+
+
+def feedback_preprocessors() -> list[type]:
+    """nbgrader's feedback preprocessors with :class:`HiddenTestsOutOfFeedback` before the HTML is made."""
+    from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
+    from nbgrader.preprocessors import GetGrades
+
+    return [GetGrades, HiddenTestsOutOfFeedback, CSSHTMLHeaderPreprocessor]
 
 
 def autograde_preprocessors() -> list[type]:
