@@ -153,12 +153,9 @@ def get_experiment(name: str) -> Experiment:
     return EXPERIMENTS[name]
 
 
-_PARSE: dict[type, tuple[Callable[[str], Any], str]] = {int: (int, "a whole number"), float: (float, "a number")}
-
-
-def _field_types(config: Config) -> dict[str, Any]:
-    """Each config field's annotation (a string: the configs use ``from __future__ import annotations``)."""
-    return {f.name: f.type for f in dataclasses.fields(config)}
+_PARSE = {"int": (int, "a whole number"), "float": (float, "a number")}
+"""A config field's annotation (a string: the configs use ``from __future__ import annotations``) -> how to
+parse it from the command line, and what to call it in an error."""
 
 
 def with_evaluate_options(exp: Experiment, config: Config, overrides: dict[str, str]) -> Config:
@@ -171,13 +168,14 @@ def with_evaluate_options(exp: Experiment, config: Config, overrides: dict[str, 
             takers = sorted(e.name for e in EXPERIMENTS.values() if field in e.evaluate_options)
             raise ValueError(f"{exp.name} cannot change {field!r} for evaluation (it allows: {allowed})"
                              + (f"; {field} applies to {', '.join(takers)}" if takers else ""))
-        kind = {"int": int, "float": float}.get(str(_field_types(config)[field]))  # the annotation, not the value
-        if kind not in _PARSE:
+        annotation = {f.name: f.type for f in dataclasses.fields(config)}[field]  # the type, not the value's
+        if annotation not in _PARSE:
             raise ValueError(f"{field} cannot be set from the command line")
+        parse, kind = _PARSE[annotation]
         try:
-            changes[field] = _PARSE[kind][0](text)
+            changes[field] = parse(text)
         except ValueError:
-            raise ValueError(f"{field} must be {_PARSE[kind][1]}, got {text!r}") from None
+            raise ValueError(f"{field} must be {kind}, got {text!r}") from None
     return dataclasses.replace(config, **changes)
 
 

@@ -24,7 +24,7 @@ References:
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
@@ -73,9 +73,6 @@ class MAMLConfig:
         if self.algorithm == "reptile" and self.num_inner_steps < 2:
             raise ValueError("Reptile with a single inner step is just joint training on pooled tasks; "
                              "use num_inner_steps >= 2 (Nichol et al. use 5 or more)")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 def maml_meta_loss(model: nn.Module, params: Params, support_x: torch.Tensor, support_y: torch.Tensor,

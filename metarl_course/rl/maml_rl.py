@@ -31,7 +31,7 @@ Outer optimisers:
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
@@ -138,8 +138,6 @@ class MAMLRLConfig:
         if not 0 <= self.gamma <= 1:
             raise ValueError(f"gamma must be in [0, 1], got {self.gamma}")
 
-    def to_dict(self) -> dict:
-        return asdict(self)
 
     def step_size(self, step: int) -> float:
         """The step size of inner step ``step`` (0 is the first)."""

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -171,15 +171,12 @@ class RL2Config:
             out["num_arms"] = self.num_arms
         return out
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
     def schedule(self, iteration: int) -> float:
         """The factor (1 down to 0) on ``lr`` and ``entropy_coef`` for the update of ``iteration`` (0-based)."""
         if self.anneal_iterations == 0:
             return 1.0
         return max(0.0, 1.0 - iteration / self.anneal_iterations)
-
 
 
 # ---------------------------------------------------------------------------
