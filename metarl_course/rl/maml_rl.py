@@ -138,7 +138,6 @@ class MAMLRLConfig:
         if not 0 <= self.gamma <= 1:
             raise ValueError(f"gamma must be in [0, 1], got {self.gamma}")
 
-
     def step_size(self, step: int) -> float:
         """The step size of inner step ``step`` (0 is the first)."""
         if step == 0:
