@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from metarl_course.grading.course import DEFAULT_TIMEOUT, SOLUTIONS_DIR, GradingError
+from metarl_course.grading.course import DEFAULT_TIMEOUT, DEFAULT_WALL_SECONDS, SOLUTIONS_DIR, GradingError
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -29,9 +29,18 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--solutions", type=Path, default=SOLUTIONS_DIR, help="the solutions folder (default: the course's)")
     r.add_argument("--timeout", type=int, default=DEFAULT_TIMEOUT, help="seconds per cell (default %(default)s)")
     r.add_argument("--no-feedback", action="store_true", help="skip the HTML feedback")
+    r.add_argument("--jobs", type=int, default=None, help="students graded side by side (default: every core)")
+    r.add_argument("--time-limit", type=int, default=DEFAULT_WALL_SECONDS,
+                   help="seconds one student's whole notebook may run (default %(default)s)")
+    r.add_argument("--no-sandbox", action="store_true",
+                   help="run student code without bubblewrap (trusted code only: it sees the grader's files)")
     args = parser.parse_args(argv)
     if getattr(args, "timeout", 1) < 1:
         parser.error("--timeout must be a positive number of seconds")
+    if getattr(args, "jobs", None) is not None and args.jobs < 1:
+        parser.error("--jobs must be at least 1 (the number of students graded side by side)")
+    if getattr(args, "time_limit", 1) < 1:
+        parser.error("--time-limit must be a positive number of seconds")
     try:
         return _run(args)
     except GradingError as exc:
@@ -62,7 +71,8 @@ def _run(args: argparse.Namespace) -> int:
     from metarl_course.grading.classroom import GRADED, grade_class
 
     results = grade_class(args.submissions, args.assignment, args.out, course_root=args.course_dir,
-                          solutions_dir=args.solutions, timeout=args.timeout, feedback=not args.no_feedback)
+                          solutions_dir=args.solutions, timeout=args.timeout, feedback=not args.no_feedback,
+                          jobs=args.jobs, sandbox=not args.no_sandbox, wall_seconds=args.time_limit)
     problems = [r for r in results if r.status != GRADED]
     print(f"{len(results) - len(problems)} of {len(results)} submissions graded -> {args.out}"
           + (f"; feedback in {args.course_dir / 'feedback'}" if not args.no_feedback else ""))

@@ -11,16 +11,22 @@ git) with nbgrader's standard layout::
       autograded/...          the executed submissions
       feedback/<student>/<assignment>/<notebook>.html
 
-Each student is autograded separately, so one broken submission (an
-exception, an endless loop, deleted tests, megabytes of output) costs only that
-student's points; a submission that cannot be graded at all (not a notebook,
-missing, a badly named folder) is reported in the CSV's ``status`` column and
-the rest of the class is graded. Test cells, hidden tests and read-only cells
-are restored from the gradebook before a notebook runs, whatever the student
-did to them, and every cell has a time limit.
+      verdicts/<assignment>/<student>/<notebook>.json   the sandboxed run's verdicts and log, per submitted file
+      grader-view/<assignment>/   the package as the sandbox sees it (the exercise's answers removed)
+      logs/<assignment>/<student>.log   one line of status, the scores, the student's output, nbgrader's log
 
-Student code runs with the grader's permissions: grade untrusted submissions
-in a container or a throw-away virtual machine.
+Each student's notebook runs in its own bubblewrap sandbox (see
+:mod:`~metarl_course.grading.sandbox`), several side by side (``jobs``); the
+sandbox sees no gradebook, no solutions, no other submission and no network,
+and is killed when it passes its limits. Test cells never run with the
+student's code: the grader reads the checks they ask for from the instructor's
+notebook, the sandbox sends back plain data, and the verdicts are decided in
+the grader's own process (:mod:`~metarl_course.grading.verdicts`). Then
+nbgrader's ``autograde`` (with :class:`~metarl_course.grading.preprocessors.SandboxedChecks`
+in place of its ``Execute``) records the scores in the gradebook, one student
+at a time. A submission that cannot be graded at all (not a notebook, missing,
+a badly named folder) is reported in the CSV's ``status`` column and the rest
+of the class is graded.
 """
 
 from __future__ import annotations
@@ -34,13 +40,15 @@ import tempfile
 import time
 import unicodedata
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import nbformat
 
-from metarl_course.grading.course import (DEFAULT_TIMEOUT, IGNORED, SOLUTIONS_DIR, GradingError, check_assignment,
-                                          copy_source, make_api, nbgrader_config, notebook_names, run_api)
+from metarl_course.grading.course import (DEFAULT_TIMEOUT, DEFAULT_WALL_SECONDS, IGNORED, SOLUTIONS_DIR, GradingError,
+                                          check_assignment, copy_source, make_api, nbgrader_config, notebook_names,
+                                          run_api)
 
 STUDENT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]*")
 """Valid student ids (folder names, matched whole): letters, digits and ``_ . @ -``, starting with a letter or digit."""
@@ -184,7 +192,8 @@ def _read_scores(course_root: Path, config, assignment: str, student: str, qs: l
 
 def grade_class(submissions: Path, assignment: str, out_csv: Path, course_root: Path = Path("classroom"),
                 solutions_dir: Path = SOLUTIONS_DIR, timeout: int = DEFAULT_TIMEOUT, feedback: bool = True,
-                log=print) -> list[StudentResult]:
+                log=print, jobs: int | None = None, sandbox: bool = True,
+                wall_seconds: int = DEFAULT_WALL_SECONDS) -> list[StudentResult]:
     """Autograde every student in ``submissions``, write feedback and a CSV of per-question scores.
 
     Args:
@@ -194,22 +203,46 @@ def grade_class(submissions: Path, assignment: str, out_csv: Path, course_root: 
         out_csv: the grades, one row per student: ``student, status, <grade id>..., total, max_total``;
             written at the end in one step (a temporary file renamed), so it is never partial.
         course_root: nbgrader's course folder for this class (created if needed, reused across runs).
-        timeout: seconds a single cell may run before it is interrupted and fails.
+        timeout: seconds a single cell (or one check's call) may run.
         feedback: also write ``course_root/feedback/<student>/<assignment>/<nb>.html``.
+        jobs: sandboxes run side by side (default: every core).
+        sandbox: run student code in bubblewrap (``False`` only for trusted code: the verdicts are still decided
+            outside the student's process, but the student's code sees the grader's files).
+        wall_seconds: seconds one student's whole run may take.
 
     Returns:
         One :class:`StudentResult` per entry of ``submissions``, sorted by name.
     """
+    from metarl_course.grading.sandbox import SandboxUnavailable, check_bwrap, prepare_grader_view
+    from metarl_course.grading.verdicts import BadTestCell, grader_view_dir, notebook_requests, references
+
     submissions, course_root, out_csv = Path(submissions), Path(course_root).resolve(), Path(out_csv)
     check_assignment(assignment, solutions_dir)
     if not submissions.is_dir():
         raise GradingError(f"no submissions folder at {submissions}")
+    if out_csv.is_dir():
+        raise GradingError(f"--out {out_csv} is a folder: give the path of the CSV file to write")
+    if jobs is not None and (not isinstance(jobs, int) or jobs < 1):
+        raise GradingError(f"jobs must be a positive number of parallel sandboxes, got {jobs!r}")
+    jobs = jobs or os.cpu_count() or 1
+    try:
+        bwrap = check_bwrap() if sandbox else None
+    except SandboxUnavailable as exc:
+        raise GradingError(str(exc)) from None
     expected = notebook_names(assignment, solutions_dir)
     qs = questions(assignment, solutions_dir)
+    try:
+        refs = references([r for name in expected for r in notebook_requests(
+            nbformat.read(Path(solutions_dir) / assignment / name, as_version=4))])
+    except BadTestCell as exc:
+        raise GradingError(f"{assignment} cannot be graded: {exc}") from None
     course_root.mkdir(parents=True, exist_ok=True)
-    config = nbgrader_config(course_root, course_root / "gradebook.db", timeout=timeout)
-    (course_root / "nbgrader_config.py").write_text(_config_file_text(timeout))
+    _back_up_gradebook(course_root)
+    config = nbgrader_config(course_root, course_root / "gradebook.db", timeout=timeout, sandbox=sandbox,
+                             wall_seconds=wall_seconds)
+    (course_root / "nbgrader_config.py").write_text(_config_file_text(timeout, sandbox, wall_seconds))
     copy_source(assignment, solutions_dir, course_root)
+    prepare_grader_view(grader_view_dir(course_root, assignment), refs)
     api = make_api(config)
     generated = run_api(api, "generate_assignment", assignment, force=True, create=True)
     if not generated["success"]:
@@ -219,22 +252,59 @@ def grade_class(submissions: Path, assignment: str, out_csv: Path, course_root: 
     entries = sorted(p for p in submissions.iterdir() if p.name not in IGNORED)
     results = []
     for entry in entries:
-        start = time.perf_counter()
         result = arrange_submission(entry, assignment, expected, course_root)
-        if result.status == GRADED:
-            _grade_one(api, config, course_root, assignment, result, qs, feedback)
-        else:
+        if result.status != GRADED:
             _forget(course_root, assignment, entry.name)
         results.append(result)
-        seconds = time.perf_counter() - start
-        log(_summary_line(result, qs, seconds))
-        _write_student_log(course_root, assignment, entry.name, result, qs, seconds)
+    # the sandboxes, side by side; each verdict is stored for nbgrader's autograde, which runs next
+    ready = [(entry, r) for entry, r in zip(entries, results) if r.status == GRADED]
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        seconds = dict(zip([e.name for e, _ in ready],
+                           pool.map(lambda er: _run_sandboxes(course_root, assignment, er[0].name, expected,
+                                                              timeout, wall_seconds, bwrap), ready)))
+    for entry, result in zip(entries, results):
+        start = time.perf_counter()
+        if result.status == GRADED:
+            _grade_one(api, config, course_root, assignment, result, qs, feedback)
+        took = time.perf_counter() - start + seconds.get(entry.name, 0.0)
+        log(_summary_line(result, qs, took))
+        _write_student_log(course_root, assignment, entry.name, result, qs, took)
     write_grades_csv(results, qs, out_csv)
     return results
 
 
+def _run_sandboxes(course_root: Path, assignment: str, student: str, notebooks: list[str], timeout: int,
+                   wall_seconds: int, bwrap: str | None) -> float:
+    """Run (or find stored) each notebook's sandboxed verdict; returns the seconds spent."""
+    from metarl_course.grading.sandbox import Limits
+    from metarl_course.grading.verdicts import verdict_for
+
+    start = time.perf_counter()
+    limits = Limits(wall_seconds=wall_seconds, cpu_seconds=wall_seconds, cell_seconds=timeout)
+    for name in notebooks:
+        verdict_for(course_root, assignment, student, Path(name).stem, limits, bwrap)
+    return time.perf_counter() - start
+
+
+def _back_up_gradebook(course_root: Path) -> None:
+    """Copy ``gradebook.db`` to ``gradebook.db.bak`` (SQLite's online backup) before a run changes it."""
+    import sqlite3
+
+    db = course_root / "gradebook.db"
+    if not db.is_file():
+        return
+    src, dst = sqlite3.connect(db), sqlite3.connect(course_root / "gradebook.db.bak")
+    try:
+        src.backup(dst)
+    finally:
+        src.close()
+        dst.close()
+
+
 def _grade_one(api, config, course_root: Path, assignment: str, result: StudentResult, qs: list[Question],
                feedback: bool) -> None:
+    from metarl_course.grading.verdicts import verdict_path
+
     with warnings.catch_warnings():
         # nbgrader 0.9.6 with SQLAlchemy 2 warns "Object ... not in session" while creating a submission: harmless
         warnings.filterwarnings("ignore", message=".*not in session.*")
@@ -242,6 +312,18 @@ def _grade_one(api, config, course_root: Path, assignment: str, result: StudentR
         warnings.filterwarnings("ignore", message="Cell is missing an id field")
         graded = run_api(api, "autograde", assignment, result.student, force=True, create=True)
     result.log = "\n".join(str(graded.get(key) or "") for key in ("log", "error")).strip()
+    for name in sorted((course_root / "verdicts" / assignment / result.student).glob("*.json")):
+        try:
+            import json
+
+            from metarl_course.grading.verdicts import NotebookVerdict
+
+            verdict = NotebookVerdict.from_json(json.loads(name.read_text())["verdict"])
+        except (ValueError, KeyError, TypeError, OSError):
+            continue
+        if verdict.stopped:
+            result.notes.append(f"{name.stem}: {verdict.stopped}")
+        result.log += f"\n\n{name.stem}: the notebook's output in the sandbox ({verdict.seconds:.1f} s):\n{verdict.log}"
     if not graded["success"]:
         result.status = f"autograding failed: {_last_error_line(graded)}"
         return
@@ -258,7 +340,7 @@ def _grade_one(api, config, course_root: Path, assignment: str, result: StudentR
 
 def _forget(course_root: Path, assignment: str, student: str) -> None:
     """Remove an earlier run's copies of a submission that cannot be graded now, so no stale result survives."""
-    for step in ("submitted", "autograded", "feedback"):
+    for step in ("submitted", "autograded", "feedback", "verdicts"):
         path = course_root / step / student / assignment
         if path.is_dir() and valid_student_id(student):
             shutil.rmtree(path)
@@ -322,7 +404,7 @@ def write_grades_csv(results: list[StudentResult], qs: list[Question], path: Pat
         raise
 
 
-def _config_file_text(timeout: int) -> str:
+def _config_file_text(timeout: int, sandbox: bool, wall_seconds: int) -> str:
     return f'''# Written by `python -m metarl_course.grading grade`: nbgrader's own commands work in this folder too,
 # e.g. `nbgrader export` or `nbgrader formgrader` (run them from this folder). source/ is a copy of the
 # course's solutions/; gradebook.db is nbgrader's default database file here.
@@ -330,6 +412,10 @@ c = get_config()  # noqa: F821
 c.Execute.timeout = {timeout}
 c.OverwriteCells.add_missing_cells = True
 from metarl_course.grading.preprocessors import autograde_preprocessors, feedback_preprocessors
-c.Autograde.autograde_preprocessors = autograde_preprocessors()  # a warning on stderr does not fail a test
+# student code runs in a sandbox and the verdicts are decided outside it (see metarl_course/grading/verdicts.py)
+c.Autograde.autograde_preprocessors = autograde_preprocessors()
+c.SandboxedChecks.sandbox = {sandbox!r}
+c.SandboxedChecks.cell_seconds = {timeout}
+c.SandboxedChecks.wall_seconds = {wall_seconds}
 c.GenerateFeedback.preprocessors = feedback_preprocessors()  # the feedback shows no hidden test
 '''

@@ -27,6 +27,8 @@ SOLUTIONS_DIR = REPO_ROOT / "solutions"
 EXERCISES_DIR = REPO_ROOT / "exercises"
 DEFAULT_TIMEOUT = 60
 """Seconds one notebook cell may run when grading or checking before it is interrupted (and fails)."""
+DEFAULT_WALL_SECONDS = 300
+"""Seconds one student's whole notebook, checks included, may run when grading before its sandbox is killed."""
 IGNORED = (".ipynb_checkpoints", "__pycache__")
 
 
@@ -41,7 +43,8 @@ def ensure_tools_on_path() -> None:
         os.environ["PATH"] = bin_dir + os.pathsep + os.environ.get("PATH", "")
 
 
-def nbgrader_config(root: Path, db_path: Path, timeout: int = DEFAULT_TIMEOUT, quiet: bool = True):
+def nbgrader_config(root: Path, db_path: Path, timeout: int = DEFAULT_TIMEOUT, quiet: bool = True,
+                    sandbox: bool = True, wall_seconds: int = DEFAULT_WALL_SECONDS):
     """The nbgrader configuration of a course folder ``root`` with standard sub-folders.
 
     Args:
@@ -60,11 +63,15 @@ def nbgrader_config(root: Path, db_path: Path, timeout: int = DEFAULT_TIMEOUT, q
     c.Execute.timeout = timeout
     # A submission that deleted a test cell gets it back (nbgrader's default is to leave it out).
     c.OverwriteCells.add_missing_cells = True
-    # a warning on stderr does not fail a test cell; no output is kept whole beyond 20,000 characters
-    # and the feedback shows no hidden test (source or traceback)
+    # student code runs in a sandbox and the verdicts are decided outside it; no output is kept whole beyond
+    # 20,000 characters, and the feedback shows no hidden test (source or traceback)
     from metarl_course.grading.preprocessors import autograde_preprocessors, feedback_preprocessors
 
     c.Autograde.autograde_preprocessors = autograde_preprocessors()
+    c.SandboxedChecks.course_root = str(Path(root).resolve())
+    c.SandboxedChecks.sandbox = sandbox
+    c.SandboxedChecks.cell_seconds = timeout
+    c.SandboxedChecks.wall_seconds = wall_seconds
     c.GenerateFeedback.preprocessors = feedback_preprocessors()
     if quiet:
         c.NbGraderAPI.log_level = "WARN"

@@ -1,12 +1,13 @@
-"""nbgrader preprocessors the course adds to autograding, between executing a notebook and scoring it.
+"""nbgrader preprocessors the course puts into autograding and feedback.
 
-* :class:`WarningsAreNotFailures`: nbgrader gives a test cell zero points when anything was written to stderr,
-  so a correct answer whose library prints a warning (torch, numpy) lost its marks. Here stderr text in a graded
-  test cell is kept, labelled, on stdout; an exception (an ``error`` output) still fails the cell.
+* :class:`SandboxedChecks` replaces nbgrader's ``Execute``: the student's notebook runs in a sandbox
+  (:mod:`~metarl_course.grading.sandbox`) and every test cell's verdict is decided in the grader's process
+  (:mod:`~metarl_course.grading.verdicts`); the test cells never run with the student's code. A warning the
+  student's code prints costs nothing: only the checks' verdicts reach the test cells.
 * :class:`LimitOutputSize`: nbgrader's ``LimitOutput`` counts lines only, so one 50 MB line was kept whole; this
   cuts every text output to ``max_chars`` characters.
 
-Both run after nbgrader's ``Execute`` (see :func:`autograde_preprocessors`). For the feedback students get:
+For the feedback students get:
 
 * :class:`HiddenTestsOutOfFeedback`: nbgrader's feedback showed every hidden test (their inputs, and the failing
   line in a traceback); here the hidden-test region of a test cell is replaced by a comment and an error shows
@@ -15,12 +16,13 @@ Both run after nbgrader's ``Execute`` (see :func:`autograde_preprocessors`). For
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import nbformat
 from nbconvert.exporters.exporter import ResourcesDict
 from nbformat.notebooknode import NotebookNode
 from nbgrader.preprocessors import NbGraderPreprocessor
-from traitlets import Integer
-
-STDERR_LABEL = "[stderr, not counted as a failure] "
+from traitlets import Bool, Integer, Unicode
 
 
 def _is_test_cell(cell: NotebookNode) -> bool:
@@ -28,17 +30,54 @@ def _is_test_cell(cell: NotebookNode) -> bool:
     return cell.cell_type == "code" and bool(meta.get("grade")) and not meta.get("solution")
 
 
-class WarningsAreNotFailures(NbGraderPreprocessor):
-    """In graded test cells, move stderr stream outputs to stdout (labelled), so that only exceptions fail."""
+class SandboxedChecks(NbGraderPreprocessor):
+    """In place of nbgrader's ``Execute``: the student's code runs in the sandbox, the verdicts are decided here.
 
-    def preprocess_cell(self, cell: NotebookNode, resources: ResourcesDict, cell_index: int
-                        ) -> tuple[NotebookNode, ResourcesDict]:
-        if _is_test_cell(cell):
-            for output in cell.outputs:
-                if output.output_type == "stream" and output.name == "stderr":
-                    output.name = "stdout"
-                    output.text = STDERR_LABEL + output.text
-        return cell, resources
+    Each test cell gets one output: the checks' OK lines, or an error naming the failed check and why (nbgrader's
+    ``SaveAutoGrades`` then scores it as usual). Answer and setup cells get the output they printed in the sandbox.
+    The verdict comes from :func:`~metarl_course.grading.verdicts.verdict_for` (stored per submitted file, so the
+    classroom command can run the sandboxes side by side beforehand).
+    """
+
+    course_root = Unicode("", help="the nbgrader course folder (default: the current folder)").tag(config=True)
+    sandbox = Bool(True, help="run student code in bubblewrap (False: no isolation; verdicts still decided outside)"
+                   ).tag(config=True)
+    wall_seconds = Integer(300, help="seconds one student's whole notebook may run").tag(config=True)
+    cell_seconds = Integer(60, help="seconds one cell or one check may run").tag(config=True)
+
+    def preprocess(self, nb: NotebookNode, resources: ResourcesDict) -> tuple[NotebookNode, ResourcesDict]:
+        from metarl_course.grading.sandbox import Limits, check_bwrap
+        from metarl_course.grading.verdicts import verdict_for
+
+        info = resources["nbgrader"]
+        root = Path(self.course_root or ".").resolve()
+        limits = Limits(wall_seconds=self.wall_seconds, cpu_seconds=self.wall_seconds, cell_seconds=self.cell_seconds)
+        bwrap = check_bwrap() if self.sandbox else None
+        verdict = verdict_for(root, info["assignment"], info["student"], info["notebook"], limits, bwrap)
+        for cell in nb.cells:
+            if cell.cell_type != "code":
+                continue
+            cell.outputs = []
+            gid = cell.metadata.get("nbgrader", {}).get("grade_id")
+            if _is_test_cell(cell):
+                v = verdict.cells.get(gid)
+                if v is None:
+                    cell.outputs.append(_error("NotGraded", "this test cell is not in the instructor's notebook"))
+                elif v.passed:
+                    cell.outputs.append(nbformat.v4.new_output("stream", name="stdout", text="\n".join(v.lines) + "\n"))
+                else:
+                    cell.outputs.append(_error("CheckFailed", "\n".join(v.lines)))
+            elif gid in verdict.outputs:
+                text, error = verdict.outputs[gid]
+                if text:
+                    cell.outputs.append(nbformat.v4.new_output("stream", name="stdout", text=text))
+                if error:
+                    cell.outputs.append(_error(error.split(":", 1)[0], error.split(":", 1)[-1].strip()))
+        return nb, resources
+
+
+def _error(name: str, message: str) -> NotebookNode:
+    return nbformat.v4.new_output("error", ename=name, evalue=message, traceback=[f"{name}: {message}"])
 
 
 class LimitOutputSize(NbGraderPreprocessor):
@@ -104,10 +143,9 @@ def feedback_preprocessors() -> list[type]:
 
 
 def autograde_preprocessors() -> list[type]:
-    """nbgrader's autograde preprocessors with the course's two inserted right after ``Execute``."""
+    """nbgrader's autograde preprocessors, with :class:`SandboxedChecks` in place of ``Execute``."""
     from nbconvert.preprocessors import ClearMetadataPreprocessor
-    from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, Execute, IgnorePattern, LimitOutput,
-                                        SaveAutoGrades)
+    from nbgrader.preprocessors import AssignLatePenalties, CheckCellMetadata, IgnorePattern, LimitOutput, SaveAutoGrades
 
-    return [Execute, WarningsAreNotFailures, LimitOutputSize, IgnorePattern, ClearMetadataPreprocessor, LimitOutput,
+    return [SandboxedChecks, LimitOutputSize, IgnorePattern, ClearMetadataPreprocessor, LimitOutput,
             SaveAutoGrades, AssignLatePenalties, CheckCellMetadata]
