@@ -20,7 +20,7 @@ from pathlib import Path
 
 import nbformat
 
-from metarl_course.grading.checks import CheckFailed, decide, describe_exception, get_check, short
+from metarl_course.grading.checks import CheckFailed, decide, describe_exception, get_check, probe_case, short
 from metarl_course.grading.sandbox import Limits, RunOutput, run, sandbox_command, unsandboxed_command
 
 HIDDEN_BEGIN, HIDDEN_END = "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS"
@@ -180,7 +180,7 @@ def make_job(student_nb, source_nb, cell_seconds: int) -> dict:
         cells += [{"label": f"extra after {gid}", "source": s} for s in extra_after.get(gid, []) if gid]
     requests = notebook_requests(source_nb)
     return {"cell_timeout": cell_seconds, "cells": cells,
-            "requests": [{"check": r.check, "answers": list(r.answers), "case": r.case} for r in requests]}
+            "requests": [{"check": r.check, "answers": list(r.answers), "case": probe_case(r.case)} for r in requests]}
 
 
 def parse_results(raw: bytes) -> tuple[dict[int, dict], dict[int, dict], bool]:
@@ -219,7 +219,7 @@ def _decide_all(requests: list[Request], probes: dict[int, dict], why_missing: s
         if not v.passed:
             continue
         where = (f"hidden case {r.number} of {r.of}" if r.hidden else
-                 f"case {r.number} of {r.of} ({', '.join(f'{k}={x!r}' for k, x in r.case.items())})")
+                 f"case {r.number} of {r.of} ({', '.join(f'{k}={x!r}' for k, x in probe_case(r.case).items())})")
         outcome = probes.get(j)
         try:
             if outcome is None:

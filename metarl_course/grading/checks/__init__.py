@@ -14,7 +14,8 @@ In a notebook, a test cell is a list of calls such as::
     run_check("ex02.inner_loop_values", inner_loop, cases=[dict(seed=0, task=0, inner_lr=0.05, num_steps=1)])
 
 The grader reads the same calls (their syntax, not by running them) from the instructor's copy of the cell,
-hidden cases included, sends the cases to the sandbox and compares what comes back. The checks of exercise
+hidden cases included, sends the cases to the sandbox and compares what comes back. A case field whose name
+starts with ``_`` (say an answer key, in a hidden case) reaches the verdict only, never the student's code. The checks of exercise
 ``exNN`` live in ``metarl_course.grading.checks.exNN``.
 """
 
@@ -100,15 +101,21 @@ def describe_exception(exc: BaseException) -> str:
 def call_probe(check: Check, answers: tuple, case: dict) -> dict:
     """``{"data": plain data}`` from ``check.probe``, or ``{"error": why}`` when the student's code raised.
 
-    The data go through JSON and back, so the self-check in a notebook sees exactly what the grader sees.
+    The data go through JSON and back, so the self-check in a notebook sees exactly what the grader sees. Case
+    fields whose name starts with ``_`` (an answer key) are for the verdict only: the probe never sees them.
     """
     try:
-        data = check.probe(*answers, **case)
+        data = check.probe(*answers, **probe_case(case))
         return {"data": json.loads(to_json(data))}
     except ReferenceUnavailable as exc:
         return {"error": str(exc), "reference": True}
     except BaseException as exc:  # noqa: BLE001 - SystemExit and KeyboardInterrupt from student code are answers too
         return {"error": describe_exception(exc)}
+
+
+def probe_case(case: dict) -> dict:
+    """The fields of a case the probe (and so the student's code) may see: all but those starting with ``_``."""
+    return {k: v for k, v in case.items() if not k.startswith("_")}
 
 
 def to_json(data: Any) -> str:
@@ -198,7 +205,7 @@ def run_check(name: str, *answers: Callable, cases: list[dict]) -> None:
 
 
 def _case_text(case: dict) -> str:
-    return ", ".join(f"{k}={v!r}" for k, v in case.items())
+    return ", ".join(f"{k}={v!r}" for k, v in probe_case(case).items())
 
 
 def finite(x: float) -> bool:
