@@ -63,11 +63,16 @@ def main(job_path: str) -> None:
             text = text[:CELL_OUTPUT_CHARS] + f"\n... output truncated ({len(text):,} characters in all) ..."
         emit({"cell": i, "output": text, "error": describe_exception(error) if error is not None else None})
     namespace = shell.user_ns
+    failed_cells = set()  # a test cell whose probe raised has failed: its other cases are not run
     for j, request in enumerate(job["requests"]):
+        if request.get("cell") in failed_cells:
+            emit({"probe": j, "skipped": True})
+            continue
         missing = [name for name in request["answers"] if not callable(namespace.get(name))]
         if missing:
             emit({"probe": j, "error": f"{', '.join(missing)} is not defined as a function when the notebook has "
                                        "run: keep its name and run the cell that defines it", "missing": True})
+            failed_cells.add(request.get("cell"))
             continue
         answers = tuple(namespace[name] for name in request["answers"])
         signal.alarm(timeout)
@@ -77,6 +82,8 @@ def main(job_path: str) -> None:
             outcome = {"error": describe_exception(exc)}
         finally:
             signal.alarm(0)
+        if "error" in outcome:
+            failed_cells.add(request.get("cell"))
         emit({"probe": j, **outcome})
     emit({"done": True})
 

@@ -180,7 +180,8 @@ def make_job(student_nb, source_nb, cell_seconds: int) -> dict:
         cells += [{"label": f"extra after {gid}", "source": s} for s in extra_after.get(gid, []) if gid]
     requests = notebook_requests(source_nb)
     return {"cell_timeout": cell_seconds, "cells": cells,
-            "requests": [{"check": r.check, "answers": list(r.answers), "case": probe_case(r.case)} for r in requests]}
+            "requests": [{"check": r.check, "answers": list(r.answers), "case": probe_case(r.case),
+                          "cell": r.grade_id} for r in requests]}
 
 
 def parse_results(raw: bytes) -> tuple[dict[int, dict], dict[int, dict], bool]:
@@ -224,7 +225,9 @@ def _decide_all(requests: list[Request], probes: dict[int, dict], why_missing: s
         try:
             if outcome is None:
                 raise CheckFailed(why_missing)
-            outcome = {k: outcome[k] for k in ("data", "error", "reference") if k in outcome}
+            if outcome.get("skipped") is True:
+                raise CheckFailed("not run: an earlier case of this test raised an error")
+            outcome = {k: outcome[k] for k in ("data", "error", "reference", "missing") if k in outcome}
             decide(get_check(r.check), outcome, r.case)
         except CheckFailed as exc:
             v.passed, v.lines = False, [f"{r.check} failed on {where}: {short(exc)}"]

@@ -181,8 +181,8 @@ def close(a: np.ndarray, b: np.ndarray, atol: float, rtol: float = 0.0) -> bool:
 def decide(check: Check, outcome: dict, case: dict) -> None:
     """Raise :class:`CheckFailed` unless ``outcome`` (from :func:`call_probe`) passes ``check`` on ``case``."""
     if "error" in outcome:
-        if outcome.get("reference"):
-            raise CheckFailed(str(outcome["error"]))
+        if outcome.get("reference") or outcome.get("missing"):
+            raise CheckFailed(short(outcome["error"]))
         raise CheckFailed(f"your code raised {short(outcome['error'])}")
     check.verdict(outcome.get("data"), **case)
 
