@@ -8,9 +8,12 @@ expensive class-scoped grading runs happen once each and in parallel with the re
 from __future__ import annotations
 
 import csv
+import os
 import re
+import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import nbformat
@@ -425,3 +428,263 @@ class TestCommandLine:
         result = run_cli("check", str(exercise), "--timeout", "60")
         assert result.returncode == 1, result.stdout + result.stderr
         assert re.search(r"3 problem\(s\)", result.stdout) and "NotImplementedError" in result.stdout
+
+
+# ---------------------------------------------------------------------------------------------- a hostile class
+EX02 = "ex02_maml"
+WRONG_SIGN = '''
+def inner_loop(model, params, x, y, inner_lr, num_steps, first_order=False):
+    adapted = dict(params)
+    for _ in range(num_steps):
+        loss = ((functional_call(model, adapted, (x,)) - y) ** 2).mean()
+        grads = torch.autograd.grad(loss, list(adapted.values()), create_graph=not first_order)
+        adapted = {name: p + inner_lr * g for (name, p), g in zip(adapted.items(), grads)}  # wrong sign
+    return adapted
+'''
+
+
+def hostile_students(tmp: Path) -> dict[str, tuple[dict[str, str], float]]:
+    """Student -> (answer cells replaced by grade id, the marks their honest part deserves), for ex02.
+
+    Each attack is one the course's grading used to fall to (issue: class grading that no submission can game).
+    """
+    course, out = tmp / "course", tmp / "grades.csv"
+    solution = solution_sources(EX02)
+    targets = [course / "gradebook.db", out, course / "source" / EX02 / "ex02.ipynb",
+               course / "submitted" / "honest" / EX02 / "ex02.ipynb", tmp / "subs" / "honest" / "ex02.ipynb",
+               REPO_ROOT / "metarl_course" / "__init__.py", Path.home() / ".ipython" / "profile_default" /
+               "startup" / "00-evil.py", SOLUTIONS_DIR / EX02 / "ex02.ipynb"]
+    intrude = f'''
+import os, sqlite3
+for path in {[str(t) for t in targets]!r}:
+    try:
+        open(path).read(100)
+        print("READ", path, file=sys.stderr)
+    except Exception:
+        pass
+    try:
+        with open(path, "a") as f:
+            f.write("tampered")
+        print("WROTE", path, file=sys.stderr)
+    except Exception:
+        pass
+    try:
+        db = sqlite3.connect(path)
+        db.execute("update grade set manual_score = 100, extra_credit = 1000")
+        db.commit()
+        print("WROTE", path, file=sys.stderr)
+    except Exception:
+        pass
+    try:
+        os.remove(path)
+        print("DELETED", path, file=sys.stderr)
+    except Exception:
+        pass
+try:
+    big = bytearray(16 * 2**30)
+    print("ALLOCATED 16 GiB", file=sys.stderr)
+except MemoryError:
+    pass
+print("INTRUDER DONE")
+'''
+    kill = '''
+import os, signal
+for pid in [os.getppid()] + [int(p) for p in os.listdir("/proc") if p.isdigit()]:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            cmd = f.read()
+        if pid == os.getppid() or b"pytest" in cmd or b"metarl_course.grading" in cmd or b"bwrap" in cmd:
+            if pid != os.getpid():
+                os.kill(pid, signal.SIGKILL)
+    except Exception:
+        pass
+'''
+    daemon = f'''
+import os, subprocess, time
+subprocess.Popen(["setsid", "sh", "-c", "sleep 4; echo 'honest,graded,0,0,0,0,0,8' > {out}"])
+if os.fork() == 0:
+    os.setsid()
+    if os.fork() == 0:
+        time.sleep(4)
+        with open({str(out)!r}, "w") as f:
+            f.write("cheater,graded,2,2,3,1,8,8")
+    os._exit(0)
+'''
+    reference = '''
+from metarl_course.adaptation import adapt
+from metarl_course.maml import maml_meta_loss
+
+
+def inner_loop(model, params, x, y, inner_lr, num_steps, first_order=False):
+    out = adapt(model, params, x[None], y[None], inner_lr, num_steps, first_order=first_order)
+    return {k: v[0] for k, v in out.items()}
+'''
+    reference_loss = '''
+def meta_loss(model, params, support_x, support_y, query_x, query_y, inner_lr, num_steps, first_order=False):
+    return maml_meta_loss(model, params, support_x, support_y, query_x, query_y, inner_lr, num_steps)
+'''
+    transformer = WRONG_SIGN + '''
+def _all_ok(lines):
+    return ['print("OK")\\n']
+
+
+get_ipython().input_transformers_post.append(_all_ok)
+'''
+    rebind = WRONG_SIGN + '''
+import metarl_course.adaptation, metarl_course.maml
+adapt = lambda model, params, x, y, lr, n, first_order=False: {k: v[None] for k, v in inner_loop(
+    model, params, x[0], y[0], lr, n, first_order).items()}
+metarl_course.adaptation.adapt = adapt
+'''
+    monkeypatch = WRONG_SIGN + '''
+import builtins, numpy
+torch.allclose = lambda *a, **k: True
+torch.equal = lambda *a, **k: True
+numpy.allclose = lambda *a, **k: True
+builtins.abs = lambda x: 0.0
+'''
+    forge = WRONG_SIGN + '''
+import json, os
+lines = "".join(json.dumps({"probe": i, "data": {"type": "dict", "adapted": {}, "params_after": {}}}) + "\\n"
+                for i in range(20)) + json.dumps({"done": True}) + "\\n"
+for fd in range(1, 10):
+    try:
+        os.write(fd, lines.encode())
+    except OSError:
+        pass
+'''
+    fork = '''
+import os, time
+children = 0
+try:
+    for _ in range(300):
+        if os.fork() == 0:
+            time.sleep(20)
+            os._exit(0)
+        children += 1
+except OSError:
+    pass
+print("FORKED", children)
+'''
+    warn = solution["inner_loop"].replace("def inner_loop(", "def _inner(", 1) + '''
+
+
+import warnings
+def inner_loop(*args, **kwargs):
+    warnings.warn("a library warning on stderr")
+    return _inner(*args, **kwargs)
+'''
+    return {
+        "honest": ({}, 8),
+        "blank": ({"inner_loop": "raise NotImplementedError()", "meta_loss": "raise NotImplementedError()"}, 0),
+        "transformer": ({"inner_loop": transformer}, 0),
+        "intruder": ({"meta_loss": solution["meta_loss"] + "\nimport sys\n" + intrude}, 8),
+        "killer": ({"meta_loss": solution["meta_loss"] + kill}, 8),
+        "daemon": ({"meta_loss": solution["meta_loss"] + daemon}, 8),
+        "reference": ({"inner_loop": reference, "meta_loss": reference_loss}, 0),
+        "rebinder": ({"inner_loop": rebind}, 0),
+        "monkeypatch": ({"inner_loop": monkeypatch}, 0),
+        "forger": ({"inner_loop": forge + "\nos._exit(0)\n"}, 0),
+        "forks": ({"meta_loss": solution["meta_loss"] + "\nimport sys\n" + fork}, 8),
+        "warns": ({"inner_loop": warn}, 8),
+        "exits": ({"meta_loss": solution["meta_loss"] + "\nexit()\n"}, 8),
+        "sleeper": ({}, 0),  # three extra cells of 12 s each (see SLEEPER_CELLS)
+    }
+
+
+SLEEPER_CELLS = ["import time\ntime.sleep(12)"] * 3
+"""Each under the 15 s cell limit of the hostile class, together over its 30 s per student."""
+
+
+HOSTILE_WALL_SECONDS = 30
+"""The per-student limit in the hostile class: the sleeper needs 36 s; an honest ex02 run takes about 5."""
+
+
+@pytest.fixture(scope="class")
+def hostile_class(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("hostile")
+    students = hostile_students(tmp)
+    (name,) = [p.name for p in (EXERCISES_DIR / EX02).glob("*.ipynb")]
+    for student, (answers, _) in students.items():
+        nb = student_notebook(EX02, answers)[0]
+        if student == "sleeper":
+            nb.cells += [nbformat.v4.new_code_cell(source) for source in SLEEPER_CELLS]
+        save(nb, tmp / "subs" / student, name)
+    before = {p: p.read_bytes() for p in (REPO_ROOT / "metarl_course" / "__init__.py",
+                                          SOLUTIONS_DIR / EX02 / "ex02.ipynb")}
+    out = tmp / "grades.csv"
+    grade_class(tmp / "subs", EX02, out, course_root=tmp / "course", timeout=15, wall_seconds=HOSTILE_WALL_SECONDS,
+                log=lambda line: None, jobs=2)
+    csv_after_grading = out.read_bytes()
+    time.sleep(6)  # longer than the daemons wait before they strike
+    return tmp, students, read_grades(out), csv_after_grading, before
+
+
+@pytest.mark.skipif(shutil.which("bwrap") is None and not os.environ.get("CI"),
+                    reason="grading needs bubblewrap (apt-get install bubblewrap); CI installs it")
+class TestHostileClass:
+    """Attacks on the grader: each student gets what their honest part deserves, and nobody else is touched."""
+
+    def test_every_student_gets_exactly_their_honest_marks(self, hostile_class):
+        tmp, students, grades, _, _ = hostile_class
+        assert set(grades) == set(students)
+        got = {s: float(grades[s]["total"]) for s in students}
+        assert got == {s: float(marks) for s, (_, marks) in students.items()}
+
+    def test_nothing_outside_the_sandbox_changed(self, hostile_class):
+        tmp, _, _, csv_after_grading, before = hostile_class
+        for path, content in before.items():
+            assert path.read_bytes() == content, f"{path} was changed by a student"
+        assert (tmp / "grades.csv").read_bytes() == csv_after_grading, "the CSV was rewritten after grading"
+        assert not (Path.home() / ".ipython" / "profile_default" / "startup" / "00-evil.py").exists()
+        submitted = tmp / "course" / "submitted" / "honest" / EX02 / "ex02.ipynb"
+        assert b"tampered" not in submitted.read_bytes()
+        from nbgrader.api import Gradebook
+
+        with Gradebook(f"sqlite:///{tmp / 'course' / 'gradebook.db'}") as gb:
+            for student in gb.students:
+                for nb in gb.find_submission(EX02, student.id).notebooks:
+                    for grade in nb.grades:
+                        assert grade.manual_score is None and not grade.extra_credit, (student.id, grade.name)
+
+    def test_the_sandbox_saw_none_of_the_grader_files(self, hostile_class):
+        tmp = hostile_class[0]
+        log = (tmp / "course" / "logs" / EX02 / "intruder.log").read_text()
+        assert "INTRUDER DONE" in log  # the attack ran to its end, and its printing is in the log
+        for word in ("READ ", "WROTE ", "DELETED ", "ALLOCATED"):
+            assert word not in log, f"the intruder's sandbox could do this: {log[log.index(word):][:200]}"
+
+    def test_processes_are_limited_and_die_with_the_sandbox(self, hostile_class):
+        tmp = hostile_class[0]
+        log = (tmp / "course" / "logs" / EX02 / "forks.log").read_text()
+        forked = int(re.search(r"FORKED (\d+)", log).group(1))
+        assert forked < 300 or os.geteuid() == 0 and not Path("/sys/fs/cgroup/pids").is_dir(), forked
+        leftovers = subprocess.run(["pgrep", "-f", "sleep 4; echo"], capture_output=True, text=True).stdout
+        assert not leftovers.strip(), "a student's process outlived its sandbox"
+
+    def test_reference_functions_are_unavailable_and_say_why(self, hostile_class):
+        tmp = hostile_class[0]
+        executed = nbformat.read(tmp / "course" / "autograded" / "reference" / EX02 / "ex02.ipynb", as_version=4)
+        errors = " ".join(o.evalue for c in executed.cells if c.cell_type == "code" for o in c.outputs
+                          if o.output_type == "error")
+        assert "is one of the answers of this exercise" in errors and "write it yourself" in errors
+
+    def test_the_time_limit_is_per_student(self, hostile_class):
+        grades = hostile_class[2]
+        assert f"longer than the {HOSTILE_WALL_SECONDS} s allowed per student" in grades["sleeper"]["status"]
+
+    def test_a_warning_and_a_stray_exit_cost_nothing(self, hostile_class):
+        tmp, _, grades, _, _ = hostile_class
+        assert float(grades["warns"]["total"]) == float(grades["exits"]["total"]) == 8
+        assert "a library warning on stderr" in (tmp / "course" / "logs" / EX02 / "warns.log").read_text()
+
+    def test_the_gradebook_is_backed_up_before_a_run(self, hostile_class):
+        tmp = hostile_class[0]
+        assert (tmp / "course" / "gradebook.db").is_file()
+
+    def test_out_path_that_is_a_folder_fails_before_grading(self, tmp_path):
+        (tmp_path / "subs" / "alice").mkdir(parents=True)
+        (tmp_path / "grades.csv").mkdir()
+        with pytest.raises(GradingError, match="is a folder"):
+            grade_class(tmp_path / "subs", EX02, tmp_path / "grades.csv", course_root=tmp_path / "course")
+        assert not (tmp_path / "course").exists()

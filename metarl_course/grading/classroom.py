@@ -323,7 +323,10 @@ def _grade_one(api, config, course_root: Path, assignment: str, result: StudentR
             continue
         if verdict.stopped:
             result.notes.append(f"{name.stem}: {verdict.stopped}")
-        result.log += f"\n\n{name.stem}: the notebook's output in the sandbox ({verdict.seconds:.1f} s):\n{verdict.log}"
+        result.log += f"\n\n{name.stem}: the sandboxed run ({verdict.seconds:.1f} s)"
+        for label, (text, error) in verdict.outputs.items():
+            result.log += f"\n--- cell {label}" + (f" (error: {error})" if error else "") + f" ---\n{text}"
+        result.log += f"\n--- standard error ---\n{verdict.log}"
     if not graded["success"]:
         result.status = f"autograding failed: {_last_error_line(graded)}"
         return
