@@ -35,7 +35,7 @@ clean:
 
 # Classroom (see README, "Teaching with the exercises"):
 #   make exercises                                   regenerate exercises/ from solutions/
-#   make grade SUBMISSIONS=DIR ASSIGNMENT=NAME [OUT=grades.csv]   grade a class (feedback in classroom/feedback)
+#   make grade SUBMISSIONS=DIR ASSIGNMENT=NAME [OUT=grades.csv] [JOBS=N]   grade a class (feedback in classroom/feedback)
 OUT ?= grades.csv
 .PHONY: exercises grade
 exercises: $(STAMP)
@@ -43,4 +43,5 @@ exercises: $(STAMP)
 
 grade: $(STAMP)
 	@test -n "$(SUBMISSIONS)" -a -n "$(ASSIGNMENT)" || { echo "usage: make grade SUBMISSIONS=DIR ASSIGNMENT=NAME [OUT=grades.csv]"; exit 2; }
-	$(BIN)/python -m metarl_course.grading grade --submissions "$(SUBMISSIONS)" --assignment "$(ASSIGNMENT)" --out "$(OUT)"
+	$(BIN)/python -m metarl_course.grading grade --submissions "$(SUBMISSIONS)" --assignment "$(ASSIGNMENT)" --out "$(OUT)" \
+		$(if $(JOBS),--jobs "$(JOBS)")

@@ -32,6 +32,11 @@ OWN_CLASS = ("ex03_task_distributions", "ex04_maml_rl", "ex05_rl2", EX06)
 LOOP_TIMEOUT = 15  # seconds per cell in the class with an endless loop; ex01's cells need well under 5
 
 
+needs_bwrap = pytest.mark.skipif(shutil.which("bwrap") is None and not os.environ.get("CI"),
+                                 reason="grading runs student code in bubblewrap (apt-get install bubblewrap); "
+                                        "CI installs it")
+
+
 def read_grades(path: Path) -> dict[str, dict[str, str]]:
     with open(path, newline="") as f:
         return {row["student"]: row for row in csv.DictReader(f)}
@@ -181,6 +186,7 @@ def test_pytest_runs_solutions_but_not_exercises():
     assert "exercises" not in config["testpaths"]  # their stubs raise NotImplementedError
 
 
+@needs_bwrap
 class TestSolutionsAndBlankExercises:
     """Every assignment: its solution notebook scores full marks, its released exercise scores zero."""
 
@@ -190,6 +196,7 @@ class TestSolutionsAndBlankExercises:
         assert_solution_full_marks_exercise_zero(grades, course, assignment)
 
 
+@needs_bwrap
 class SolutionAndBlankOfOneAssignment:
     """The same check for one assignment, in a class of its own (a subclass per assignment sets ASSIGNMENT)."""
 
@@ -301,6 +308,7 @@ def troubled_class(tmp_path_factory):
     return read_grades(out), tmp, hardcoded, lines
 
 
+@needs_bwrap
 class TestBadSubmissions:
     """Each student of that class is graded on their own merits."""
 
@@ -620,8 +628,7 @@ def hostile_class(tmp_path_factory):
     return tmp, students, read_grades(out), csv_after_grading, before
 
 
-@pytest.mark.skipif(shutil.which("bwrap") is None and not os.environ.get("CI"),
-                    reason="grading needs bubblewrap (apt-get install bubblewrap); CI installs it")
+@needs_bwrap
 class TestHostileClass:
     """Attacks on the grader: each student gets what their honest part deserves, and nobody else is touched."""
 
