@@ -68,10 +68,10 @@ def main(job_path: str) -> None:
         if request.get("cell") in failed_cells:
             emit({"probe": j, "skipped": True})
             continue
-        missing = [name for name in request["answers"] if not callable(namespace.get(name))]
+        missing = [name for name in request["answers"] if name not in namespace]
         if missing:
-            emit({"probe": j, "error": f"{', '.join(missing)} is not defined as a function when the notebook has "
-                                       "run: keep its name and run the cell that defines it", "missing": True})
+            emit({"probe": j, "error": f"{', '.join(missing)} is not defined when the notebook has run: keep its "
+                                       "name and run the cell that defines it", "missing": True})
             failed_cells.add(request.get("cell"))
             continue
         answers = tuple(namespace[name] for name in request["answers"])
