@@ -12,3 +12,9 @@ c.CourseDirectory.autograded_directory = "autograded"
 c.CourseDirectory.feedback_directory = "feedback"
 c.Execute.timeout = 60  # seconds per cell
 c.OverwriteCells.add_missing_cells = True  # restore test cells a student deleted
+# `nbgrader autograde` runs student code in a bubblewrap sandbox and decides the verdicts outside it
+from metarl_course.grading.preprocessors import autograde_preprocessors, feedback_preprocessors  # noqa: E402
+
+c.Autograde.autograde_preprocessors = autograde_preprocessors()
+c.SandboxedChecks.source_directory = "solutions"
+c.GenerateFeedback.preprocessors = feedback_preprocessors()  # the feedback shows no hidden test

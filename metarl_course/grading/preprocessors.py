@@ -44,6 +44,8 @@ class SandboxedChecks(NbGraderPreprocessor):
                    ).tag(config=True)
     wall_seconds = Integer(300, help="seconds one student's whole notebook may run").tag(config=True)
     cell_seconds = Integer(60, help="seconds one cell or one check may run").tag(config=True)
+    source_directory = Unicode("source", help="the instructor's notebooks, in the course folder").tag(config=True)
+    submitted_directory = Unicode("submitted", help="the students' notebooks, in the course folder").tag(config=True)
 
     def preprocess(self, nb: NotebookNode, resources: ResourcesDict) -> tuple[NotebookNode, ResourcesDict]:
         from metarl_course.grading.sandbox import Limits, check_bwrap
@@ -53,7 +55,8 @@ class SandboxedChecks(NbGraderPreprocessor):
         root = Path(self.course_root or ".").resolve()
         limits = Limits(wall_seconds=self.wall_seconds, cpu_seconds=self.wall_seconds, cell_seconds=self.cell_seconds)
         bwrap = check_bwrap() if self.sandbox else None
-        verdict = verdict_for(root, info["assignment"], info["student"], info["notebook"], limits, bwrap)
+        verdict = verdict_for(root, info["assignment"], info["student"], info["notebook"], limits, bwrap,
+                              self.source_directory, self.submitted_directory)
         for cell in nb.cells:
             if cell.cell_type != "code":
                 continue

@@ -298,14 +298,16 @@ def grader_view_dir(course_root: Path, assignment: str) -> Path:
 
 
 def verdict_for(course_root: Path, assignment: str, student: str, notebook: str, limits: Limits = Limits(),
-                bwrap: str | None = None) -> NotebookVerdict:
+                bwrap: str | None = None, source_directory: str = "source",
+                submitted_directory: str = "submitted") -> NotebookVerdict:
     """The verdict of ``submitted/<student>/<assignment>/<notebook>.ipynb``: the stored one when neither that file
-    nor the instructor's notebook changed since, else a fresh sandboxed run (stored for next time)."""
+    nor the instructor's notebook (``source/<assignment>/<notebook>.ipynb``) changed since, else a fresh sandboxed
+    run (stored for next time)."""
     from metarl_course.grading.sandbox import prepare_grader_view
 
     root = Path(course_root)
-    submitted = root / "submitted" / student / assignment / f"{notebook}.ipynb"
-    source = root / "source" / assignment / f"{notebook}.ipynb"
+    submitted = root / submitted_directory / student / assignment / f"{notebook}.ipynb"
+    source = root / source_directory / assignment / f"{notebook}.ipynb"
     key = {"submitted": _sha256(submitted), "source": _sha256(source), "sandboxed": bwrap is not None}
     path = verdict_path(root, assignment, student, notebook)
     if path.is_file():
