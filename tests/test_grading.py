@@ -326,8 +326,9 @@ class TestBadSubmissions:
         assert g["status"] == GRADED
         assert (g["test_sampler_shapes"], g["test_sampler_values"], g["test_split"]) == ("2", "3", "0")
         executed = nbformat.read(troubled_class[1] / "course" / "autograded" / "loops" / EX01 / "ex01.ipynb", as_version=4)
-        errors = [o.ename for c in executed.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
-        assert "CellTimeoutError" in errors or "KeyboardInterrupt" in errors, errors
+        (split,) = [c for c in executed.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "test_split"]
+        errors = [o.evalue for o in split.outputs if o.output_type == "error"]
+        assert errors and "longer than the time allowed" in errors[0], errors
 
     def test_deleted_and_edited_tests_are_restored(self, troubled_class):
         g = troubled_class[0]["tampers"]
@@ -366,16 +367,16 @@ class TestBadSubmissions:
     def test_the_feedback_shows_failed_checks_but_no_hidden_test(self, troubled_class):
         tmp = troubled_class[1]
         html = (tmp / "course" / "feedback" / "hardcodes" / EX01 / "ex01.html").read_text()
-        assert "hidden tests: not shown" in html and "AssertionError" in html
+        assert "hidden tests: not shown" in html and "CheckFailed" in html and "hidden case" in html
         hidden = [line.strip() for line in solution_sources_all(EX01) if "seed=123" in line or "seed=42" in line]
         assert hidden and not any(line in html for line in hidden), "a hidden test's source is in the feedback"
+        assert "seed=123" not in html and "seed=42" not in html, "a hidden case's inputs are in the feedback"
 
     def test_a_warning_on_stderr_costs_no_marks(self, troubled_class):
         grades, tmp = troubled_class[0], troubled_class[1]
         assert float(grades["warns"]["total"]) == max_total(EX01)
-        executed = nbformat.read(tmp / "course" / "autograded" / "warns" / EX01 / "ex01.ipynb", as_version=4)
-        texts = [o.text for c in executed.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "stream"]
-        assert any("a library warning on stderr" in t for t in texts), "the warning is still shown"
+        log = (tmp / "course" / "logs" / EX01 / "warns.log").read_text()
+        assert "a library warning on stderr" in log, "the warning is kept in the student's log"
 
     def test_one_huge_line_of_output_is_cut(self, troubled_class):
         grades, tmp = troubled_class[0], troubled_class[1]
