@@ -24,6 +24,10 @@ FINN_2017 = (
     "arXiv:1703.03400"
 )
 LI_2017 = "Li, Zhou, Chen, Li (2017), Meta-SGD: Learning to Learn Quickly for Few-Shot Learning, arXiv:1707.09835"
+ZINTGRAF_2020 = ("Zintgraf, Shiarlis, Igl, Schulze, Gal, Hofmann, Whiteson (2020), VariBAD: A Very Good Method for "
+                 "Bayes-Adaptive Deep RL via Meta-Learning, ICLR 2020, arXiv:1910.08348")
+"""The gridworld's rules and VariBAD's settings come from the authors' code, lmzintgraf/varibad (no number of
+the paper is compared with here: the gridworld's references are computed exactly by the course)."""
 
 # --- Duan et al. 2016: RL² ---------------------------------------------------
 

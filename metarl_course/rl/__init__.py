@@ -12,5 +12,8 @@
 * ``gittins``: the Gittins index; ``bayes_optimal``: the exact Bayes-optimal value of small bandit problems;
 * ``rl2_analysis``: RL² and the baselines on common bandits: regret, arm choices, the comparison table;
 * ``bandit_game``: the chapter-05 game (you vs RL² vs Thompson sampling on the same arms);
-* ``psrl``: posterior sampling for RL (PSRL), random play and the informed optimum on random tabular MDPs.
+* ``psrl``: posterior sampling for RL (PSRL), random play and the informed optimum on random tabular MDPs;
+* ``gridworld_bayes``: exact Bayes-optimal, told-the-goal, posterior-sampling and random references on
+  VariBAD's gridworld, and the exact posterior over its goal cells;
+* ``varibad``: VariBAD (Zintgraf et al. 2020): a VAE's belief over the task and a policy acting on it.
 """

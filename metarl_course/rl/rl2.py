@@ -50,12 +50,14 @@ from metarl_course.seeding import cpu_generator
 from metarl_course.tasks.bandits import BanditDistribution, BatchedBanditEnv
 from metarl_course.tasks.batched import BatchedEnv
 from metarl_course.tasks.distribution import TaskDistribution, check_count
+from metarl_course.tasks.gridworld import NUM_ACTIONS as NUM_GRID_ACTIONS
+from metarl_course.tasks.gridworld import BatchedGridNaviEnv, GridNaviDistribution
 from metarl_course.tasks.heldout import RL2_HELDOUT_SEED
 from metarl_course.tasks.navigation import BatchedNavigationEnv, NavigationDistribution
 from metarl_course.tasks.tabular_mdp import BatchedTabularMDPEnv, TabularMDPDistribution
 from metarl_course.training import ModelOptimizerState
 
-TASKS = ("bandit", "tabular_mdp", "navigation")
+TASKS = ("bandit", "tabular_mdp", "navigation", "gridworld")
 MAX_ARMS, MAX_PULLS = 100, 1000
 """Bounds on k and n (Duan et al. use k <= 50, n <= 500); beyond them a trial no longer fits in memory and time."""
 
@@ -74,8 +76,9 @@ class RL2Config:
     """
 
     task: str = "bandit"
-    """Which task distribution: 'bandit' (Bernoulli arms U[0, 1]), 'tabular_mdp' (10 states, 5 actions)
-    or 'navigation' (2D point, unseen goal U[-0.5, 0.5]^2)."""
+    """Which task distribution: 'bandit' (Bernoulli arms U[0, 1]), 'tabular_mdp' (10 states, 5 actions),
+    'navigation' (2D point, unseen goal U[-0.5, 0.5]^2) or 'gridworld' (VariBAD's 5x5 GridNavi, a hidden goal
+    cell; horizon 15 and 4 episodes per trial as in Zintgraf et al. 2020)."""
     num_arms: int = 5
     """k, arms per bandit (bandit only; 2 <= k <= 100). Duan et al.: 5, 10, 50."""
     horizon: int = 10
@@ -213,6 +216,10 @@ TASK_FAMILIES: dict[str, TaskFamily] = {
         env=BatchedNavigationEnv,
         model_sizes=lambda config: dict(obs_dim=2, action_dim=2, discrete=False, obs_is_index=False),
         env_options=lambda config: {"goal_tolerance": config.goal_tolerance}),
+    "gridworld": TaskFamily(
+        distribution=lambda config: GridNaviDistribution(),
+        env=BatchedGridNaviEnv,
+        model_sizes=lambda config: dict(obs_dim=2, action_dim=NUM_GRID_ACTIONS, discrete=True, obs_is_index=False)),
 }
 assert tuple(TASK_FAMILIES) == TASKS
 

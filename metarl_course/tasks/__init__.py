@@ -5,6 +5,7 @@ from gymnasium.envs.registration import register, registry
 from metarl_course.tasks.bandits import BanditDistribution, BanditTask, BatchedBanditEnv, BernoulliBanditEnv
 from metarl_course.tasks.batched import BatchedEnv
 from metarl_course.tasks.distribution import TaskDistribution
+from metarl_course.tasks.gridworld import BatchedGridNaviEnv, GridNaviDistribution, GridNaviEnv, GridNaviTask
 from metarl_course.tasks.navigation import (
     BatchedNavigationEnv,
     Navigation2DEnv,
@@ -30,6 +31,7 @@ GYMNASIUM_IDS = {
     "metarl_course/Navigation2D-v0": "metarl_course.tasks.navigation:Navigation2DEnv",
     "metarl_course/BernoulliBandit-v0": "metarl_course.tasks.bandits:BernoulliBanditEnv",
     "metarl_course/TabularMDP-v0": "metarl_course.tasks.tabular_mdp:TabularMDPEnv",
+    "metarl_course/GridNavi-v0": "metarl_course.tasks.gridworld:GridNaviEnv",
 }
 for _env_id, _entry_point in GYMNASIUM_IDS.items():
     if _env_id not in registry:
