@@ -10,6 +10,8 @@ import numpy as np
 import torch
 
 from metarl_course.grading.checks import Check, CheckFailed, array, close, field, register, tensor_data
+from metarl_course.grading.checks.common import (check_split_keys, number_or_text, shape_text, split_keys, split_lists,
+                                                 tasks_data)
 from metarl_course.tasks import SinusoidTask, SinusoidTaskDistribution
 
 REFERENCES = {"metarl_course.tasks.sinusoid": ["SinusoidTaskDistribution.support_query_for"],
@@ -59,8 +61,7 @@ class SamplerShapes(Check):
                 raise CheckFailed(f"{name} must be a torch.Tensor, got {field(item, 'type')}")
             mine = field(item, "shape")
             if not isinstance(mine, list) or tuple(mine) != shape:
-                mine = tuple(mine) if isinstance(mine, list) else mine
-                raise CheckFailed(f"{name} must have shape {shape}, got {mine}")
+                raise CheckFailed(f"{name} must have shape {shape}, got {shape_text(mine)}")
             if field(item, "dtype") != "torch.float32":
                 raise CheckFailed(f"{name} must be float32, got {field(item, 'dtype')}")
 
@@ -136,24 +137,12 @@ class PooledAverage(Check):
                               f"{theory:.2f} cos x: with phases in [0, pi], E[A sin(x - phase)] = -(2 E[A] / pi) cos x")
 
 
-def _number(x):
-    """A task parameter as a float, or a short description of what it is when it is not a number."""
-    if isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, (bool, np.bool_)):
-        return float(x)
-    return f"{type(x).__name__}: {repr(x)[:100]}"
+def _parameters(t: SinusoidTask) -> dict:
+    return {"amplitude": number_or_text(t.amplitude), "phase": number_or_text(t.phase)}
 
 
 def _tasks_data(tasks) -> dict:
-    if not isinstance(tasks, list):
-        return {"list": False, "type": type(tasks).__name__}
-    out = []
-    for t in tasks:
-        if isinstance(t, SinusoidTask):
-            out.append({"task": True, "exact": type(t) is SinusoidTask, "type": type(t).__name__,
-                        "amplitude": _number(t.amplitude), "phase": _number(t.phase)})
-        else:
-            out.append({"task": False, "type": type(t).__name__})
-    return {"list": True, "tasks": out}
+    return tasks_data(tasks, SinusoidTask, _parameters)
 
 
 def _distribution(amplitude_range=None, phase_range=None) -> SinusoidTaskDistribution:
@@ -178,22 +167,9 @@ class Split(Check):
 
     def verdict(self, got, *, num_train, num_test, seed, amplitude_range=None, phase_range=None):
         distribution = _distribution(amplitude_range, phase_range)
-        first = field(got, "first")
-        train, test = field(first, "train"), field(first, "test")
-        if not (field(train, "list") is True and field(test, "list") is True):
-            raise CheckFailed("return two lists of SinusoidTask")
-        train, test = _task_list(field(train, "tasks")), _task_list(field(test, "tasks"))
-        if (len(train), len(test)) != (num_train, num_test):
-            raise CheckFailed(f"expected {num_train} meta-training and {num_test} meta-test tasks, got {len(train)} "
-                              f"and {len(test)}")
-        if not all(field(t, "task") is True for t in train + test):
-            raise CheckFailed("the lists must hold SinusoidTask objects")
-        keys = _keys(train), _keys(test)
-        if set(keys[0]) & set(keys[1]):
-            raise CheckFailed("a meta-test task is also a meta-training task")
-        if _split_keys(field(got, "again")) != keys:
-            raise CheckFailed("the same seed must give the same split")
-        if _split_keys(field(got, "other")) == keys:
+        train, test = split_lists(field(got, "first"), num_train, num_test, "SinusoidTask")
+        keys = check_split_keys(got, train, test, _keys)
+        if split_keys(field(got, "other"), _keys) == keys:
             raise CheckFailed("another seed should give other tasks")
         for t in train + test:
             for attribute in ("amplitude", "phase"):
@@ -207,12 +183,6 @@ class Split(Check):
                               "keep the first num_train for meta-training")
 
 
-def _task_list(tasks) -> list:
-    if not isinstance(tasks, list):
-        raise CheckFailed("return two lists of SinusoidTask")
-    return tasks
-
-
 def _keys(tasks: list) -> list:
     """What a task's equality depends on: its class and its parameters."""
     out = []
@@ -221,20 +191,6 @@ def _keys(tasks: list) -> list:
         out.append((field(t, "exact") is True, str(field(t, "type")), a if isinstance(a, (float, str)) else repr(a),
                     p if isinstance(p, (float, str)) else repr(p)))
     return out
-
-
-def _split_keys(call) -> tuple | None:
-    """The keys of another call's split, or None when it is not two lists of tasks (so equal to no split)."""
-    try:
-        train, test = field(call, "train"), field(call, "test")
-        if not (field(train, "list") is True and field(test, "list") is True):
-            return None
-        train, test = _task_list(field(train, "tasks")), _task_list(field(test, "tasks"))
-        if not all(isinstance(t, dict) and t.get("task") is True for t in train + test):
-            return None
-        return _keys(train), _keys(test)
-    except CheckFailed:
-        return None
 
 
 def _reference_keys(tasks: list[SinusoidTask]) -> list:

@@ -9,6 +9,7 @@ from functools import lru_cache
 import numpy as np
 
 from metarl_course.grading.checks import Check, CheckFailed, array, close, field, register, tensor_data
+from metarl_course.grading.checks.common import check_split_keys, number_or_text, split_lists, tasks_data
 from metarl_course.tasks import Navigation2DEnv, NavigationDistribution, NavigationTask
 from metarl_course.tasks.navigation import GOAL_TOLERANCE, HORIZON
 
@@ -78,32 +79,14 @@ class GoalsMean(Check):
 
 
 # ------------------------------------------------------------------------------------------------------- split
-def _number(x):
-    """A coordinate as a float, or a short description of what it is when it is not a number."""
-    if isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, (bool, np.bool_)):
-        return float(x)
-    return f"{type(x).__name__}: {repr(x)[:100]}"
+def _parameters(t: NavigationTask) -> dict:
+    goal = t.goal
+    goal = [number_or_text(g) for g in goal] if isinstance(goal, tuple) else f"{type(goal).__name__}: {goal!r:.100}"
+    return {"goal": goal, "dynamics": number_or_text(t.dynamics)}
 
 
 def _tasks_data(tasks) -> dict:
-    if not isinstance(tasks, list):
-        return {"list": False, "type": type(tasks).__name__}
-    out = []
-    for t in tasks:
-        if isinstance(t, NavigationTask):
-            goal = t.goal
-            goal = [_number(g) for g in goal] if isinstance(goal, tuple) else f"{type(goal).__name__}: {goal!r:.100}"
-            out.append({"task": True, "exact": type(t) is NavigationTask, "type": type(t).__name__, "goal": goal,
-                        "dynamics": _number(t.dynamics)})
-        else:
-            out.append({"task": False, "type": type(t).__name__})
-    return {"list": True, "tasks": out}
-
-
-def _task_list(tasks) -> list:
-    if not isinstance(tasks, list):
-        raise CheckFailed("return two lists of NavigationTask")
-    return tasks
+    return tasks_data(tasks, NavigationTask, _parameters)
 
 
 def _hashable(x):
@@ -114,20 +97,6 @@ def _keys(tasks: list) -> list:
     """What a task's equality depends on: its class, goal and dynamics."""
     return [(field(t, "exact") is True, str(field(t, "type")), _hashable(field(t, "goal")),
              _hashable(field(t, "dynamics"))) for t in tasks]
-
-
-def _split_keys(call) -> tuple | None:
-    """The keys of another call's split, or None when it is not two lists of tasks (so equal to no split)."""
-    try:
-        train, test = field(call, "train"), field(call, "test")
-        if not (field(train, "list") is True and field(test, "list") is True):
-            return None
-        train, test = _task_list(field(train, "tasks")), _task_list(field(test, "tasks"))
-        if not all(isinstance(t, dict) and t.get("task") is True for t in train + test):
-            return None
-        return _keys(train), _keys(test)
-    except CheckFailed:
-        return None
 
 
 def _reference_keys(tasks: list[NavigationTask]) -> list:
@@ -148,23 +117,10 @@ class Split(Check):
         return out
 
     def verdict(self, got, *, num_train, num_test, seed, low=-0.5, high=0.5, exclude=None):
-        first = field(got, "first")
-        train, test = field(first, "train"), field(first, "test")
-        if not (field(train, "list") is True and field(test, "list") is True):
-            raise CheckFailed("return two lists of NavigationTask")
-        train, test = _task_list(field(train, "tasks")), _task_list(field(test, "tasks"))
-        if (len(train), len(test)) != (num_train, num_test):
-            raise CheckFailed(f"expected {num_train} meta-training and {num_test} meta-test tasks, got {len(train)} "
-                              f"and {len(test)}")
-        if not all(field(t, "task") is True for t in train + test):
-            raise CheckFailed("the lists must hold NavigationTask objects")
+        train, test = split_lists(field(got, "first"), num_train, num_test, "NavigationTask")
         if not all(field(t, "dynamics") == 1.0 for t in train + test):
             raise CheckFailed("use the paper's dynamics, 1.0")
-        keys = _keys(train), _keys(test)
-        if set(keys[0]) & set(keys[1]):
-            raise CheckFailed("a meta-test task is also a meta-training task")
-        if _split_keys(field(got, "again")) != keys:
-            raise CheckFailed("the same seed must give the same split")
+        keys = check_split_keys(got, train, test, _keys)
         ref_train, ref_test = NavigationDistribution(goal_low=low, goal_high=high, exclude=_pair(exclude)).split(
             num_train, num_test, np.random.default_rng(seed))
         if keys != (_reference_keys(ref_train), _reference_keys(ref_test)):

@@ -11,6 +11,7 @@ import torch
 from torch.nn import functional as F
 
 from metarl_course.grading.checks import Check, CheckFailed, array, close, field, register, tensor_data
+from metarl_course.grading.checks.common import shape_text
 from metarl_course.rl.policies import RL2ActorCritic
 from metarl_course.tasks import BanditDistribution, BatchedBanditEnv, BatchedTabularMDPEnv
 from metarl_course.tasks.tabular_mdp import TabularMDPDistribution
@@ -35,10 +36,6 @@ def _tensor_result(t) -> dict:
         return {"type": type(t).__name__}
     return {"type": "Tensor", "dtype": str(t.dtype).replace("torch.", ""), "shape": list(t.shape),
             "value": tensor_data(t)}
-
-
-def _shape_text(shape) -> object:
-    return tuple(shape) if isinstance(shape, list) else shape
 
 
 def _allclose(a: np.ndarray, b: np.ndarray, atol: float = 1e-8, rtol: float = 1e-5) -> bool:
@@ -81,7 +78,7 @@ class RL2Input(Check):
             x = field(got, key)
             if field(x, "type") != "Tensor" or field(x, "shape") != [batch, width]:
                 raise CheckFailed(f"at {name}: expected shape ({batch}, {width}), got "
-                                  f"{_shape_text(x['shape']) if x['type'] == 'Tensor' else x['type']}")
+                                  f"{shape_text(x['shape']) if x['type'] == 'Tensor' else x['type']}")
             if field(x, "dtype") != "float32":
                 raise CheckFailed(f"at {name}: expected float32, got {x['dtype']}")
             x = array(field(x, "value"), (batch, width), f"the input at {name}")
@@ -151,10 +148,10 @@ def _trial_arrays(got, L: int, B: int, input_size: int) -> tuple[np.ndarray, np.
         if not isinstance(part, dict) or part.get("type") != "Tensor":
             raise CheckFailed(f"{name} must be a tensor, got a {part.get('type') if isinstance(part, dict) else part}")
     if field(parts["inputs"], "shape") != [L, B, input_size]:
-        raise CheckFailed(f"inputs: expected shape {(L, B, input_size)}, got {_shape_text(parts['inputs']['shape'])}")
+        raise CheckFailed(f"inputs: expected shape {(L, B, input_size)}, got {shape_text(parts['inputs']['shape'])}")
     if field(parts["actions"], "shape") != [L, B] or field(parts["rewards"], "shape") != [L, B]:
         raise CheckFailed(f"actions and rewards must be (L, B) = {(L, B)}, got "
-                          f"{_shape_text(parts['actions']['shape'])} and {_shape_text(parts['rewards']['shape'])}")
+                          f"{shape_text(parts['actions']['shape'])} and {shape_text(parts['rewards']['shape'])}")
     if field(parts["inputs"], "dtype") != "float32":
         raise CheckFailed(f"inputs: expected float32, got {parts['inputs']['dtype']}")
     inputs = array(field(parts["inputs"], "value"), (L, B, input_size), "inputs")

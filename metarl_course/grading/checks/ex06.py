@@ -15,6 +15,7 @@ from torch import nn
 from metarl_course.adaptation import parameters_of
 from metarl_course.grading.checks import (Check, CheckFailed, array, close, describe_exception, field, number,
                                           register, short, tensor_data)
+from metarl_course.grading.checks.common import shape_text
 from metarl_course.nets import MLP
 from metarl_course.tasks import heldout_batch
 
@@ -270,10 +271,8 @@ class HeldOutCurve(Check):
         if field(got, "type") != "Tensor":
             raise CheckFailed(f"return a torch.Tensor, got {short(str(got['type']), 100)}")
         if field(got, "shape") != [num_tasks, num_steps + 1]:
-            shape = got["shape"]
-            shown = tuple(shape) if isinstance(shape, list) else shape
             raise CheckFailed(f"expected shape (num_tasks, num_steps + 1) = {(num_tasks, num_steps + 1)}, got "
-                              f"{short(str(shown), 100)}")
+                              f"{short(str(shape_text(got['shape'])), 100)}")
         if field(got, "requires_grad") is not False:
             raise CheckFailed("return the curve detached (no gradients are needed to measure)")
         after = field(got, "params_after")
