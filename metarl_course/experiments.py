@@ -37,6 +37,7 @@ from metarl_course.nets import sinusoid_regressor
 from metarl_course.rl.maml_rl import MAMLRLConfig, MAMLRLLearner
 from metarl_course.rl.pretrained import PretrainedPolicyLearner
 from metarl_course.rl.rl2 import RL2Config, RL2Learner
+from metarl_course.rl.varibad import VariBADConfig, VariBADLearner
 from metarl_course.tasks.navigation import GOAL_TOLERANCE
 from metarl_course.tasks.sinusoid import SinusoidTaskDistribution, heldout_batch
 from metarl_course.training import History, MetaLearner, atomic_save, load_checkpoint, train
@@ -46,7 +47,7 @@ RUNS_DIR = Path("runs")
 RESULT_FORMAT = 1
 """Version of the result files' layout (files without a ``format`` key are version 1)."""
 RESULT_KEYS = ("experiment", "seed", "iterations", "config", "model", "results", "history")
-Config = MAMLConfig | PooledConfig | MAMLRLConfig | RL2Config
+Config = MAMLConfig | PooledConfig | MAMLRLConfig | RL2Config | VariBADConfig
 
 
 def _maml_learner(config: MAMLConfig, seed: int) -> MetaLearner:
@@ -63,6 +64,7 @@ LEARNERS: dict[type, Callable[[Any, int], MetaLearner]] = {
     PooledConfig: PooledLearner.from_config,
     MAMLRLConfig: _maml_rl_learner,
     RL2Config: RL2Learner,
+    VariBADConfig: VariBADLearner,
 }
 """Config type -> ``(config, seed) -> a fresh learner``: which algorithm trains an experiment."""
 
@@ -142,6 +144,12 @@ _TABLE = [
                RL2Config(task="navigation", horizon=100, episodes_per_trial=2, num_trials=128,
                          goal_tolerance=GOAL_TOLERANCE),
                num_iterations=350, quick_iterations=15, eval_every=50, evaluate_options=RL2_EVALUATE),
+    # task inference (chapter 08): VariBAD's gridworld, 4 episodes of 15 steps per trial (Zintgraf et al. 2020)
+    Experiment("rl2-gridworld", "RL² on VariBAD's 5x5 gridworld, 4 episodes of 15 steps per trial",
+               RL2Config(task="gridworld", horizon=15, episodes_per_trial=4, num_trials=128, anneal_iterations=1000),
+               num_iterations=1000, quick_iterations=15, eval_every=100, evaluate_options=RL2_EVALUATE),
+    Experiment("varibad-gridworld", "VariBAD on the 5x5 gridworld (Zintgraf et al. 2020)", VariBADConfig(),
+               num_iterations=1500, quick_iterations=15, eval_every=100),
 ]
 EXPERIMENTS: dict[str, Experiment] = {exp.name: exp for exp in _TABLE}
 """Every experiment of the course by name, in the order of the chapters."""

@@ -225,6 +225,8 @@ HEADLINE = {  # the numbers each README row must show, by experiment name (exact
     "rl2-bandit": ("eval/trial_return",),
     "rl2-mdp": ("eval/trial_return",),
     "rl2-nav": ("eval/episode1_return", "eval/episode2_return"),
+    "rl2-gridworld": ("eval/trial_return", "eval/episode1_return", "eval/episode2_return"),
+    "varibad-gridworld": ("eval/trial_return", "eval/episode1_return", "eval/episode2_return"),
 }
 
 
