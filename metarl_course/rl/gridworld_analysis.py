@@ -68,3 +68,61 @@ def comparison_table(agents: list[AgentScore], baseline: str = "Bayes-optimal") 
         lines.append(f"| {a.name} | " + " | ".join(cells) + f" | **{a.scores.mean:.2f} +/- {a.scores.ci95:.2f}** | "
                      f"{diff} | {exact} |")
     return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------------------------------ pictures
+def draw_belief(ax, p: np.ndarray, goal: tuple[int, int] | None = None, path: np.ndarray | None = None,
+                title: str = "", vmax: float | None = None):
+    """A belief over goal cells as a heat map, ``p[x, y]`` (x to the right, y up), with the true goal (red star)
+    and the agent's path so far (white line, black dot where it stands)."""
+    n = p.shape[0]
+    image = ax.imshow(p.T, origin="lower", cmap="viridis", vmin=0.0, vmax=vmax if vmax is not None else max(p.max(), 1e-9))
+    if path is not None and len(path):
+        ax.plot(path[:, 0], path[:, 1], color="white", lw=1.5, alpha=0.8)
+        ax.plot(path[-1, 0], path[-1, 1], "o", color="black", ms=7, mec="white")
+    if goal is not None:
+        ax.plot(goal[0], goal[1], "*", color="red", ms=14, mec="white")
+    ax.set_xticks(range(n))
+    ax.set_yticks(range(n))
+    ax.set_title(title, fontsize=9)
+    return image
+
+
+def draw_paths(ax, cells: np.ndarray, horizon: int, goal: tuple[int, int], num_cells: int = 5, title: str = ""):
+    """The cells visited in each episode of one trial (``cells``: (T, 2) the cell after each step), offset a
+    little per episode so that overlapping routes stay visible; the start is the black square, the goal the star."""
+    styles = ["-", "--", "-.", ":"]
+    episodes = len(cells) // horizon
+    for e in range(episodes):
+        route = np.vstack([[0, 0], cells[e * horizon:(e + 1) * horizon]]).astype(float)
+        offset = (e - (episodes - 1) / 2) * 0.08
+        ax.plot(route[:, 0] + offset, route[:, 1] + offset, styles[e % 4], lw=2, label=f"episode {e + 1}")
+    ax.plot(0, 0, "s", color="black", ms=9)
+    ax.plot(goal[0], goal[1], "*", color="red", ms=16, mec="black")
+    ax.set(xlim=(-0.5, num_cells - 0.5), ylim=(-0.5, num_cells - 0.5), xticks=range(num_cells),
+           yticks=range(num_cells), title=title)
+    ax.set_aspect("equal")
+    ax.grid(True, alpha=0.3)
+
+
+def total_variation(p: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """Half the L1 distance between two beliefs over cells (0: equal, 1: disjoint), over the last two axes."""
+    return 0.5 * np.abs(p - q).sum(axis=(-2, -1))
+
+
+def replay_cells(goal: tuple[int, int], actions, horizon: int = 15, episodes: int = 4) -> np.ndarray:
+    """The cell after each step when ``actions`` (T,) are played on a trial with ``goal``: (T, 2), exact."""
+    env = BatchedGridNaviEnv([GridNaviDistribution().check_task(_task(goal))], horizon=horizon,
+                             episodes_per_trial=episodes, device="cpu")
+    env.reset(seed=0)
+    out = []
+    for a in np.asarray(actions).reshape(-1):
+        obs, _, _, _, info = env.step(np.array([int(a)]))
+        out.append(info.get("final_obs", obs)[0].tolist())
+    return np.array(out, dtype=int)
+
+
+def _task(goal: tuple[int, int]):
+    from metarl_course.tasks.gridworld import GridNaviTask
+
+    return GridNaviTask(goal=tuple(goal))
