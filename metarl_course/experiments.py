@@ -149,7 +149,7 @@ _TABLE = [
                RL2Config(task="gridworld", horizon=15, episodes_per_trial=4, num_trials=128, anneal_iterations=1000),
                num_iterations=1000, quick_iterations=15, eval_every=100, evaluate_options=RL2_EVALUATE),
     Experiment("varibad-gridworld", "VariBAD on the 5x5 gridworld (Zintgraf et al. 2020)", VariBADConfig(),
-               num_iterations=1500, quick_iterations=15, eval_every=100),
+               num_iterations=1500, quick_iterations=15, eval_every=100, evaluate_options=RL2_EVALUATE),
 ]
 EXPERIMENTS: dict[str, Experiment] = {exp.name: exp for exp in _TABLE}
 """Every experiment of the course by name, in the order of the chapters."""
@@ -208,11 +208,18 @@ def run_experiment(name: str, seed: int = 0, num_iterations: int | None = None,
                     run_info={"experiment": name, "seed": seed, "config": exp.config_dict()})
     if history.interrupted:
         raise KeyboardInterrupt(f"{name} was interrupted; run the same command again to resume from {run_file}")
+    results = {k: v[-1][1] for k, v in history.records.items() if k.startswith("eval/")}
+    finish = getattr(learner, "finish_training", None)  # e.g. VariBAD keeps the weights best on validation
+    if finish is not None:
+        selected = finish()
+        if selected:
+            results = learner.evaluate_heldout()
+            history.log(iterations, selected)
     result = {
         "format": RESULT_FORMAT,
         "experiment": name, "seed": seed, "iterations": iterations, "config": exp.config_dict(),
         "model": learner.state_dict()["model"],
-        "results": {k: v[-1][1] for k, v in history.records.items() if k.startswith("eval/")},
+        "results": results,
         "wall_seconds_last_session": time.perf_counter() - start,
         "torch": str(torch.__version__),
         "history": _compact(history),

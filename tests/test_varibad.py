@@ -133,3 +133,22 @@ def test_a_resumed_run_trains_as_an_uninterrupted_one(tmp_path):
     assert resumed.updates == straight.updates == 4
     for a, b in zip(straight.model.parameters(), resumed.model.parameters()):
         assert torch.equal(a, b)
+
+
+def test_the_weights_best_on_validation_are_kept_and_survive_a_resume(tmp_path):
+    from metarl_course.training import train
+
+    config = VariBADConfig(num_trials=8, num_eval_trials=8, vae_batch_trials=8, num_validation_trials=8,
+                           select_every=2)
+    learner = VariBADLearner(config, seed=0, device="cpu")
+    history = train(learner, num_iterations=4, seed=0, progress=False, checkpoint_path=tmp_path / "run.pt")
+    scores = [v for _, v in history.records["charts/validation_return"]]
+    assert len(scores) == 2 and learner.best[0] == max(scores)
+    resumed = VariBADLearner(config, seed=0, device="cpu")
+    train(resumed, num_iterations=4, seed=0, progress=False, checkpoint_path=tmp_path / "run.pt")
+    assert resumed.best[0] == learner.best[0] and resumed.best[1] == learner.best[1]
+    selected = learner.finish_training()
+    assert selected["selected/iteration"] == learner.best[1]
+    assert learner.validation_score() == pytest.approx(learner.best[0])  # the kept weights score what they scored
+    with pytest.raises(ValueError, match="validation_seed must differ"):
+        VariBADConfig(validation_seed=VariBADConfig().eval_seed)
