@@ -116,7 +116,7 @@ class Chapter:
 # of two policies on ten goals, so those sliders move by one step.
 CHAPTERS = [
     Chapter("00_start_here", (Slider("amplitude A"),), quick_s=15),
-    Chapter("01_what_is_meta_learning", (Slider("fine-tune lr"), QuickChecks(4)), quick_s=40),
+    Chapter("01_what_is_meta_learning", (Slider("fine-tune lr"), QuickChecks(5)), quick_s=40),
     Chapter("02_maml", (Slider("inner lr α"), QuickChecks(4)), quick_s=90),
     Chapter("03_task_distributions", (Slider("train goals", presses=1), Slider("train tasks", presses=1),
                                       Slider("adapt steps", presses=1), QuickChecks(4)), quick_s=70),
@@ -125,7 +125,8 @@ CHAPTERS = [
     Chapter("05_rl2", (BanditGame(), QuickChecks(4)), quick_s=110),
     Chapter("06_training_and_evaluation", (Slider("held-out tasks", key="ArrowLeft"), Dropdown("confidence", "0.8"),
                                            QuickChecks(4)), quick_s=60),
-    Chapter("07_summary", (SelfTests(3), QuickChecks(4)), quick_s=25),
+    Chapter("07_summary", (SelfTests(3), QuickChecks(5)), quick_s=25),
+    Chapter("08_task_inference", (Slider("exact: step"), Slider("VariBAD: step"), QuickChecks(3)), quick_s=60),
 ]
 BY_NAME = {c.name: c for c in CHAPTERS}
 

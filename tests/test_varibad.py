@@ -148,7 +148,7 @@ def test_the_weights_best_on_validation_are_kept_and_survive_a_resume(tmp_path):
     train(resumed, num_iterations=4, seed=0, progress=False, checkpoint_path=tmp_path / "run.pt")
     assert resumed.best[0] == learner.best[0] and resumed.best[1] == learner.best[1]
     selected = learner.finish_training()
-    assert selected["selected/iteration"] == learner.best[1]
+    assert selected["charts/selected_iteration"] == learner.best[1]
     assert learner.validation_score() == pytest.approx(learner.best[0])  # the kept weights score what they scored
     with pytest.raises(ValueError, match="validation_seed must differ"):
         VariBADConfig(validation_seed=VariBADConfig().eval_seed)

@@ -564,7 +564,7 @@ class VariBADLearner:
             return {}
         score, iteration, state = self.best
         self.model.load_state_dict(state)
-        return {"selected/iteration": float(iteration), "selected/validation_return": score}
+        return {"charts/selected_iteration": float(iteration), "charts/selected_validation_return": score}
 
     # ---------------------------------------------------------------- evaluation
     def heldout_tasks(self, num_trials: int | None = None) -> list:
