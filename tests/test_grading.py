@@ -27,7 +27,8 @@ from metarl_course.grading.course import (EXERCISES_DIR, REPO_ROOT, SOLUTIONS_DI
 
 EX01 = "ex01_task_distributions"
 EX06 = "ex06_evaluation"
-OWN_CLASS = ("ex03_task_distributions", "ex04_maml_rl", "ex05_rl2", EX06)
+EX08 = "ex08_task_inference"
+OWN_CLASS = ("ex03_task_distributions", "ex04_maml_rl", "ex05_rl2", EX06, EX08)
 """Assignments graded in a class of their own (below), so that pytest-xdist grades them in parallel."""
 LOOP_TIMEOUT = 15  # seconds per cell in the class with an endless loop; ex01's cells need well under 5
 
@@ -248,6 +249,34 @@ class TestEx06EvaluationSolutionAndBlank(SolutionAndBlankOfOneAssignment):
                          "test_mean_ci_over_seeds", "test_true_statements"):
             assert float(g[grade_id]) == 0, f"{grade_id}: the hidden tests should catch the hard-coded cases"
         assert float(g["test_held_out_curve"]) == 2  # its adaptation curve is the solution's
+
+
+class TestEx08TaskInferenceSolutionBlankAndPartial(SolutionAndBlankOfOneAssignment):
+    """Graded in one class with a partial submission: the KL of the wrong direction, everything else right."""
+
+    ASSIGNMENT = EX08
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def graded(cls, tmp_path_factory):
+        tmp = tmp_path_factory.mktemp(EX08)
+        reversed_kl = solution_sources(EX08)["gaussian_kl"].replace(
+            "return 0.5 * (logvar0 - logvar + (logvar.exp() + (mean - mean0) ** 2) / logvar0.exp() - 1.0).sum(-1)",
+            "return 0.5 * (logvar - logvar0 + (logvar0.exp() + (mean - mean0) ** 2) / logvar.exp() - 1.0).sum(-1)")
+        assert reversed_kl != solution_sources(EX08)["gaussian_kl"]
+        nb, name = student_notebook(EX08, {"gaussian_kl": reversed_kl})
+        save(nb, tmp / "subs" / "partial", name)
+        return grade_solution_and_blank(EX08, tmp)
+
+    def test_a_partial_submission_gets_the_marks_of_its_right_parts(self, graded):
+        g = graded[0]["partial"]
+        assert g["status"] == GRADED
+        # KL(q0 || q) instead of KL(q || q0): zero for equal inputs, never negative and L/2 between N(1, I) and
+        # N(0, I) (the properties hold), but the values differ, and belief_kl, built on it, differs too
+        assert (g["test_goal_posterior"], g["test_goal_posterior_properties"], g["test_gaussian_kl"],
+                g["test_gaussian_kl_properties"], g["test_reward_reconstruction"], g["test_belief_kl"]) == \
+            ("2", "1", "0", "1", "3", "0")
+        assert float(g["total"]) == 7 and float(g["max_total"]) == 10
 
 
 def test_every_own_class_assignment_has_its_class():
