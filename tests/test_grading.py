@@ -725,3 +725,14 @@ class TestHostileClass:
         with pytest.raises(GradingError, match="is a folder"):
             grade_class(tmp_path / "subs", EX02, tmp_path / "grades.csv", course_root=tmp_path / "course")
         assert not (tmp_path / "course").exists()
+
+
+def test_the_sandbox_scratch_does_not_hide_a_python_under_tmp(tmp_path):
+    """A course checkout (and its venv) may live under /tmp, as in CI: the sandbox's scratch /tmp is mounted first,
+    so the read-only view of the Python installation mounted after it stays visible."""
+    from metarl_course.grading.sandbox import Limits, sandbox_command
+
+    cmd = sandbox_command("bwrap", tmp_path, tmp_path, Limits())
+    scratch = cmd.index("--tmpfs")
+    binds = [i for i, arg in enumerate(cmd) if arg == "--ro-bind" and cmd[i + 1] not in ("/usr",)]
+    assert binds and all(i > scratch for i in binds), "every read-only bind must come after the scratch /tmp"

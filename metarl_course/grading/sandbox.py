@@ -163,12 +163,13 @@ def sandbox_command(bwrap: str, view: Path, job_dir: Path, limits: Limits) -> li
            "--symlink", "usr/bin", "/bin"]
     for path in ("/etc/ld.so.cache", "/etc/localtime"):
         cmd += ["--ro-bind-try", path, path]
+    # the scratch /tmp first: a later mount inside it (a venv or course checkout under /tmp) must not be hidden by it
+    cmd += ["--proc", "/proc", "--dev", "/dev", "--size", str(limits.scratch_bytes), "--tmpfs", "/tmp"]
     for prefix in prefixes:
         if not prefix.startswith("/usr/"):
             cmd += ["--ro-bind", prefix, prefix]
     venv_python = Path(sys.executable)  # may be a symlink into the base prefix: both are bound above
     cmd += ["--ro-bind", str(Path(view).resolve()), "/grader", "--ro-bind", str(Path(job_dir).resolve()), "/job",
-            "--proc", "/proc", "--dev", "/dev", "--size", str(limits.scratch_bytes), "--tmpfs", "/tmp",
             "--clearenv", "--setenv", "HOME", "/tmp", "--setenv", "PYTHONPATH", "/grader",
             "--setenv", "PYTHONDONTWRITEBYTECODE", "1", "--setenv", "MPLBACKEND", "Agg",
             "--setenv", "MPLCONFIGDIR", "/tmp", "--setenv", "IPYTHONDIR", "/tmp/.ipython",
