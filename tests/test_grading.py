@@ -715,7 +715,7 @@ class TestHostileClass:
         assert float(grades["warns"]["total"]) == float(grades["exits"]["total"]) == 8
         assert "a library warning on stderr" in (tmp / "course" / "logs" / EX02 / "warns.log").read_text()
 
-    def test_the_gradebook_is_backed_up_before_a_run(self, hostile_class):
+    def test_the_gradebook_survives_the_class(self, hostile_class):
         tmp = hostile_class[0]
         assert (tmp / "course" / "gradebook.db").is_file()
 
@@ -736,3 +736,23 @@ def test_the_sandbox_scratch_does_not_hide_a_python_under_tmp(tmp_path):
     scratch = cmd.index("--tmpfs")
     binds = [i for i, arg in enumerate(cmd) if arg == "--ro-bind" and cmd[i + 1] not in ("/usr",)]
     assert binds and all(i > scratch for i in binds), "every read-only bind must come after the scratch /tmp"
+
+
+def test_the_gradebook_is_backed_up_before_a_run_changes_it(tmp_path):
+    """Every earlier grade survives a run that fails or is killed: ``gradebook.db.bak`` is SQLite's own copy of it."""
+    import sqlite3
+
+    from metarl_course.grading.classroom import _back_up_gradebook
+
+    db = sqlite3.connect(tmp_path / "gradebook.db")
+    db.execute("create table grade (student text, score real)")
+    db.execute("insert into grade values ('alice', 7)")
+    db.commit()
+    db.close()
+    _back_up_gradebook(tmp_path)
+    copy = sqlite3.connect(tmp_path / "gradebook.db.bak")
+    assert copy.execute("select student, score from grade").fetchall() == [("alice", 7.0)]
+    copy.close()
+    (tmp_path / "gradebook.db").unlink()
+    _back_up_gradebook(tmp_path)  # no gradebook yet (a first run): nothing to copy, the old copy stays
+    assert (tmp_path / "gradebook.db.bak").is_file()
