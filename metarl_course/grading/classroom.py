@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -303,7 +304,7 @@ def _back_up_gradebook(course_root: Path) -> None:
 
 def _grade_one(api, config, course_root: Path, assignment: str, result: StudentResult, qs: list[Question],
                feedback: bool) -> None:
-    from metarl_course.grading.verdicts import verdict_path
+    from metarl_course.grading.verdicts import NotebookVerdict
 
     with warnings.catch_warnings():
         # nbgrader 0.9.6 with SQLAlchemy 2 warns "Object ... not in session" while creating a submission: harmless
@@ -314,10 +315,6 @@ def _grade_one(api, config, course_root: Path, assignment: str, result: StudentR
     result.log = "\n".join(str(graded.get(key) or "") for key in ("log", "error")).strip()
     for name in sorted((course_root / "verdicts" / assignment / result.student).glob("*.json")):
         try:
-            import json
-
-            from metarl_course.grading.verdicts import NotebookVerdict
-
             verdict = NotebookVerdict.from_json(json.loads(name.read_text())["verdict"])
         except (ValueError, KeyError, TypeError, OSError):
             continue

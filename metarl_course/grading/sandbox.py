@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ast
 import compileall
+import functools
 import os
 import resource
 import shutil
@@ -72,6 +73,7 @@ def bwrap_path() -> str | None:
     return shutil.which("bwrap")
 
 
+@functools.lru_cache(maxsize=1)
 def check_bwrap() -> str:
     """The path of ``bwrap``, after a trial run; :class:`SandboxUnavailable` saying how to get it otherwise."""
     path = bwrap_path()

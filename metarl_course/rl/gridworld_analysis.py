@@ -62,8 +62,11 @@ def comparison_table(agents: list[AgentScore], baseline: str = "Bayes-optimal") 
     for a in agents:
         mean, half = mean_ci(a.scores.episode_returns)
         cells = [f"{m:.2f} +/- {h:.2f}" for m, h in zip(mean, half)]
-        diff = "" if a.name == baseline else f"{paired_difference(a.scores.trial_returns, base).mean:+.2f} +/- " \
-            f"{paired_difference(a.scores.trial_returns, base).half_width:.2f}"
+        if a.name == baseline:
+            diff = ""
+        else:
+            paired = paired_difference(a.scores.trial_returns, base)
+            diff = f"{paired.mean:+.2f} +/- {paired.half_width:.2f}"
         exact = "" if a.exact is None else f"{sum(a.exact):.2f} ({', '.join(f'{x:.2f}' for x in a.exact)})"
         lines.append(f"| {a.name} | " + " | ".join(cells) + f" | **{a.scores.mean:.2f} +/- {a.scores.ci95:.2f}** | "
                      f"{diff} | {exact} |")

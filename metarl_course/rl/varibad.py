@@ -45,10 +45,9 @@ from metarl_course.device import get_device
 from metarl_course.evaluation import TrialEvaluation
 from metarl_course.rl.returns import gae
 from metarl_course.tasks.distribution import check_count
-from metarl_course.tasks.heldout import RL2_HELDOUT_SEED
-
-VALIDATION_SEED = 7
-"""Seed of VariBAD's validation trials (model selection during training); the held-out trials use ``eval_seed``."""
+from metarl_course.rl.rl2 import TrialBatch
+from metarl_course.seeding import normal, uniform
+from metarl_course.tasks.heldout import GRIDWORLD_VALIDATION_SEED, RL2_HELDOUT_SEED
 
 
 @dataclass(frozen=True)
@@ -120,7 +119,7 @@ class VariBADConfig:
     restores them (0: keep the last weights). The training curve oscillates: one run scored 37.4 after 800
     iterations, 3.8 after 500 and 27.7 after 1500."""
     num_validation_trials: int = 500
-    validation_seed: int = VALIDATION_SEED
+    validation_seed: int = GRIDWORLD_VALIDATION_SEED
     """Seed of the validation goals and random numbers (not ``eval_seed``: the held-out score stays unselected)."""
     eval_greedy: bool = True
     """Evaluate with the policy's most likely action, as the authors' evaluation does (``deterministic=True`` in
@@ -316,7 +315,7 @@ def elbo_terms(encoder: BeliefEncoder, decoder: RewardDecoder, next_cells: torch
     mean, logvar, _ = encoder(next_cells, rewards, hidden)
     means = torch.cat([mean0[None], mean], 0)  # (T+1, B, L)
     logvars = torch.cat([logvar0[None], logvar], 0)
-    noise = torch.randn(means.shape, generator=generator, device="cpu").to(means.device)
+    noise = normal(means.shape, generator, means.device)
     latents = means + (0.5 * logvars).exp() * noise
     reconstruction = reward_reconstruction(decoder(latents), next_cells, rewards, goal_reward).mean()
     kl = belief_kl(means, logvars).mean()
@@ -376,7 +375,7 @@ class VariBADModel(nn.Module):
         """
         with torch.no_grad():
             if samples and logvar is not None:
-                noise = torch.randn((samples, *mean.shape), generator=generator, device="cpu").to(mean.device)
+                noise = normal((samples, *mean.shape), generator, mean.device)
                 p = torch.sigmoid(self.decoder(mean + (0.5 * logvar).exp() * noise)).mean(0)
             else:
                 p = torch.sigmoid(self.decoder(mean))
@@ -407,7 +406,7 @@ def rollout(model: VariBADModel, env, generator: torch.Generator | None = None, 
             if greedy:
                 action = logits.argmax(-1)
             else:
-                u = torch.rand(B, generator=generator, device="cpu").to(device)
+                u = uniform((B,), generator, device)
                 action = (dist.probs.cumsum(-1) < u[:, None]).sum(-1).clamp(max=logits.shape[-1] - 1)
             obs, reward, terminated, truncated, info = env.step(action)
             reached = info["final_obs"] if "final_obs" in info else obs
@@ -469,12 +468,6 @@ def ppo_update(model: VariBADModel, optimizer: torch.optim.Optimizer, trials: Be
     return metrics
 
 
-@dataclass(frozen=True)
-class TrialBatch:
-    tasks: list
-    seed: int
-
-
 class VariBADLearner:
     """VariBAD for :func:`metarl_course.training.train`: an iteration is one trial of each of ``num_trials`` tasks,
     one PPO update of the policy and ``vae_updates`` ELBO steps of the encoder and decoder on recent trials."""
@@ -498,7 +491,6 @@ class VariBADLearner:
         self.best: tuple[float, int, dict] | None = None
         """(validation return, iteration, weights) of the best validation score so far."""
         self._buffer: list[tuple[torch.Tensor, torch.Tensor]] = []  # (next_cells, rewards) (T, B) per iteration
-        self._heldout: tuple[int, Any] | None = None
 
     def _make_env(self, tasks: list):
         c = self.config

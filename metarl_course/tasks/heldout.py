@@ -25,6 +25,9 @@ NAVIGATION_HELDOUT_SEED = 2017
 NAVIGATION_VALIDATION_SEED = 7
 """2D navigation: 40 goals for choosing evaluation settings (:func:`validation_goals`)."""
 
+GRIDWORLD_VALIDATION_SEED = 7
+"""Gridworld: VariBAD's validation trials (model selection during training; never the held-out ones)."""
+
 RL2_HELDOUT_SEED = 12345
 """RL²'s held-out trials (bandits, tabular MDPs, navigation: ``RL2Config.eval_seed``) and the MDP baselines
 scored on the same MDPs (:func:`metarl_course.rl.psrl.evaluate_mdp_baseline`)."""
