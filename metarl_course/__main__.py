@@ -1,4 +1,4 @@
-"""Command line: ``python -m metarl_course {list,train,evaluate} ...``."""
+"""Command line: ``python -m metarl_course {list,train,evaluate} ...`` (many seeds: :mod:`metarl_course.seeds`)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,18 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("list", help="list the experiments")
     t = sub.add_parser("train", help="train an experiment from scratch (resumes an interrupted run)")
     t.add_argument("name", choices=sorted(EXPERIMENTS), metavar="NAME", help="experiment name (see `list`)")
-    t.add_argument("--seed", type=int, default=0)
+    which = t.add_mutually_exclusive_group()
+    which.add_argument("--seed", type=int, default=0, help="one training seed (default 0)")
+    which.add_argument("--seeds", metavar="RANGE",
+                       help="many seeds, e.g. 0-4 or 0,2,5: side by side on Ray if installed, else one after "
+                            "another; gathered in <out>/NAME-seeds.pt")
+    t.add_argument("--jobs", type=int, default=None,
+                   help="with --seeds/--sweep: runs at the same time (default: every CPU; needs Ray for more than 1)")
+    t.add_argument("--address", default=None,
+                   help="with --seeds/--sweep: an existing Ray cluster's HOST:PORT (or 'auto') instead of this machine")
+    t.add_argument("--sweep", action="append", default=[], metavar="FIELD=A,B,...",
+                   help="train every value of a config field (repeat for a grid), each with every seed; "
+                        "gathered in <out>/NAME-sweep.pt")
     t.add_argument("--iterations", type=int, default=None, help="override the number of meta-updates")
     t.add_argument("--out", default=str(CHECKPOINT_DIR), help="folder for the result file (default: the package's)")
     t.add_argument("--runs", default=str(RUNS_DIR), help="folder for resumable checkpoints (default: runs/)")
@@ -43,6 +54,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.iterations is not None and args.iterations < 1:
         parser.error("--iterations must be a positive integer")
+    if args.seeds is not None or args.sweep or args.jobs is not None or args.address is not None:
+        return train_many(parser, args)
     try:
         path = run_experiment(args.name, args.seed, args.iterations, args.out, args.runs, resume=not args.no_resume)
     except (ValueError, OSError) as error:  # bad folders, a run file of another run: say what to change
@@ -54,6 +67,29 @@ def main(argv: list[str] | None = None) -> int:
     results = ", ".join(f"{k.removeprefix('eval/')}={v:.3f}" for k, v in data["results"].items())
     print(f"{args.name}: {results} ({data['wall_seconds_last_session']:.0f} s) -> {path}")
     return 0
+
+
+def train_many(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    """``train NAME --seeds ... [--sweep ...]``: every input checked first, then the runs, then the summary."""
+    import time
+
+    from metarl_course import seeds as many
+
+    if args.no_resume:
+        parser.error("--no-resume applies to one seed; to start a seed afresh, delete its run file in --runs")
+    try:
+        seeds = many.parse_seeds(args.seeds) if args.seeds is not None else [args.seed]
+        grid = many.parse_sweep(args.name, args.sweep)
+    except ValueError as error:
+        parser.error(str(error))
+    start = time.perf_counter()
+    try:
+        path, outcomes = many.train_seeds(args.name, seeds, jobs=args.jobs, address=args.address, sweep=grid,
+                                          num_iterations=args.iterations, out_dir=args.out, runs_dir=args.runs)
+    except (ValueError, OSError) as error:  # --jobs 0, no Ray, an unreachable cluster, unwritable folders
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return many.main_summary(path, outcomes, time.perf_counter() - start)
 
 
 def evaluate_overrides(eval_budget: float | None, eval_seed: int | None, settings: list[str]) -> dict[str, str]:

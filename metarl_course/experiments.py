@@ -194,17 +194,25 @@ def _compact(history: History, every: int = 100) -> dict[str, list[tuple[int, fl
 
 def run_experiment(name: str, seed: int = 0, num_iterations: int | None = None,
                    out_dir: str | Path = CHECKPOINT_DIR, runs_dir: str | Path = RUNS_DIR,
-                   resume: bool = True, progress: bool = True) -> Path:
-    """Train experiment ``name`` from scratch (or resume it) and write ``<out_dir>/<name>.pt``."""
+                   resume: bool = True, progress: bool = True, changes: dict[str, Any] | None = None,
+                   on_iteration: Callable[[int], None] | None = None) -> Path:
+    """Train experiment ``name`` from scratch (or resume it) and write ``<out_dir>/<name>.pt``.
+
+    ``changes`` (``{field: value}``) trains the experiment with those config fields changed (a sweep; see
+    :mod:`metarl_course.seeds`): its run file is named after them. ``on_iteration`` is called with the
+    iteration number after every meta-update (progress reports from other processes).
+    """
     exp = get_experiment(name)
+    if changes:
+        exp = dataclasses.replace(exp, config=dataclasses.replace(exp.config, **changes))
     iterations = num_iterations or budget(full=exp.num_iterations, quick=exp.quick_iterations)
     for folder in (out_dir, runs_dir):  # fail now, not after minutes of training
         check_writable(folder)
     learner = exp.build(seed)
-    run_file = Path(runs_dir) / f"{name}-seed{seed}.pt"
+    run_file = Path(runs_dir) / f"{name}{changes_label(changes)}-seed{seed}.pt"
     start = time.perf_counter()
     history = train(learner, iterations, seed=seed, eval_every=exp.eval_every, checkpoint_path=run_file,
-                    resume=resume, progress=progress, desc=name,
+                    resume=resume, progress=progress, desc=name, on_iteration=on_iteration,
                     run_info={"experiment": name, "seed": seed, "config": exp.config_dict()})
     if history.interrupted:
         raise KeyboardInterrupt(f"{name} was interrupted; run the same command again to resume from {run_file}")
@@ -227,7 +235,15 @@ def run_experiment(name: str, seed: int = 0, num_iterations: int | None = None,
     trials = heldout_trial_returns(learner)
     if trials is not None:
         result["trial_returns"] = trials
+    curve = getattr(learner, "adaptation_curve", None)  # sinusoid learners: every held-out task's curve
+    if curve is not None:
+        result["task_curves"] = curve().detach().cpu().double()
     return atomic_save(result, Path(out_dir) / f"{name}.pt")
+
+
+def changes_label(changes: dict[str, Any] | None) -> str:
+    """A file-name part for changed config fields: ``{"inner_lr": 0.3}`` -> ``"-inner_lr=0.3"``; ``""`` for none."""
+    return "".join(f"-{field}={value}" for field, value in sorted((changes or {}).items()))
 
 
 def heldout_trial_returns(learner: MetaLearner) -> torch.Tensor | None:

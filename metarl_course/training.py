@@ -21,7 +21,7 @@ import signal
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Protocol
@@ -220,7 +220,7 @@ def _resume(learner: MetaLearner, checkpoint_path: str | os.PathLike, rng: np.ra
 def train(learner: MetaLearner, num_iterations: int, seed: int = 0, eval_every: int = 0,
           checkpoint_path: str | os.PathLike | None = None, checkpoint_every: int = 1000,
           resume: bool = True, progress: bool = True, desc: str = "meta-training",
-          run_info: dict[str, Any] | None = None) -> History:
+          run_info: dict[str, Any] | None = None, on_iteration: Callable[[int], None] | None = None) -> History:
     """Meta-train ``learner`` for ``num_iterations`` meta-updates.
 
     Each iteration: ``tasks = sample_tasks(rng)``; ``adapted = adapt(tasks)``;
@@ -235,6 +235,8 @@ def train(learner: MetaLearner, num_iterations: int, seed: int = 0, eval_every: 
         checkpoint_every: iterations between checkpoints (and one at the end).
         run_info: what identifies the run (e.g. experiment name and config); stored in the
             checkpoint, and a checkpoint with other ``run_info`` is refused instead of resumed.
+        on_iteration: called with the iteration number after every meta-update (e.g. to report progress
+            to another process; :mod:`metarl_course.seeds`).
 
     Returns:
         The :class:`History`; ``history.interrupted`` tells whether it was stopped early.
@@ -265,6 +267,8 @@ def train(learner: MetaLearner, num_iterations: int, seed: int = 0, eval_every: 
             if iteration % checkpoint_every == 0:
                 checkpoint(iteration)
             bar.update(1)
+            if on_iteration is not None:
+                on_iteration(iteration)
             if iteration % 100 == 0:
                 bar.set_postfix({k.split("/")[-1]: f"{v:.3g}" for k, v in metrics.items()}, refresh=False)
     if start < iteration == num_iterations and not (eval_every and iteration % eval_every == 0):

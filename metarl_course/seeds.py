@@ -1,0 +1,510 @@
+"""Many training seeds and sweeps of an experiment: on this machine, on a Ray cluster, or one after another.
+
+    python -m metarl_course train maml-sinusoid --seeds 0-4                 # every core of this machine
+    python -m metarl_course train maml-sinusoid --seeds 0-4 --jobs 2        # two seeds at a time
+    python -m metarl_course train maml-sinusoid --seeds 0-4 --address HOST:6379   # an existing Ray cluster
+    python -m metarl_course train maml-sinusoid --seeds 0-2 --sweep inner_lr=0.003,0.01,0.03
+
+A claim about a meta-learner needs an interval over *training seeds* (chapter 06): one training run is one
+sample of what the algorithm does. Each seed here is one ordinary run of :func:`run_experiment` (one torch
+thread, its own resumable run file ``runs/<name>-seed<S>.pt``); a finished seed's result is kept in
+``runs/results/<name>-seed<S>/<name>.pt``, so running the same command again after a crash resumes the seeds
+that did not finish and never trains a finished one again. The gathered file ``<out>/<name>-seeds.pt`` (or
+``-sweep.pt``) holds every finished seed's whole result (weights, final numbers, history, per-task scores)
+and the seeds that failed, with why; :func:`summary` turns it into intervals over seeds and paired
+differences between settings (:mod:`metarl_course.evaluation`).
+
+Seeds run as Ray tasks (sweeps as Ray Tune trials, seeds nested in each setting) when Ray is installed
+(``pip install -e .[cluster]``); Ray starts on this machine for the run, or joins a cluster given its address.
+Without Ray the seeds run one after another in this process, with the same files and numbers.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import os
+import re
+import socket
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from metarl_course.budget import budget
+from metarl_course.evaluation import mean_ci, paired_difference
+from metarl_course.experiments import (CHECKPOINT_DIR, RUNS_DIR, changes_label, check_writable, get_experiment,
+                                       run_experiment)
+from metarl_course.training import atomic_save, load_checkpoint
+
+GATHERED_FORMAT = 1
+"""Version of the gathered files' layout."""
+ENV_PASSED_ON = ("METARL_QUICK", "METARL_DEVICE", "METARL_NUM_THREADS")
+"""The course's switches, handed to every Ray worker (a cluster's workers do not inherit this shell's)."""
+INSTALL_RAY = "install Ray with: pip install -e '.[cluster]' (pinned in requirements-cluster.txt)"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# What to run: seeds, sweeps, and checks of the command line before any training
+# ---------------------------------------------------------------------------------------------------------------
+
+def parse_seeds(text: str) -> list[int]:
+    """``"0-4"`` -> [0, 1, 2, 3, 4]; ``"0,3,7"`` and ``"0-2,9"`` too; a clear error for anything else."""
+    seeds: list[int] = []
+    for part in text.split(","):
+        match = re.fullmatch(r"\s*(\d+)\s*(?:-\s*(\d+)\s*)?", part)
+        if match is None:
+            raise ValueError(f"--seeds takes whole numbers >= 0 and ranges, e.g. 0-4 or 0,2,5; got {text!r}")
+        first, last = int(match[1]), int(match[2] if match[2] is not None else match[1])
+        if last < first:
+            raise ValueError(f"the seed range {part.strip()!r} is empty (write it from low to high, e.g. 0-4)")
+        seeds.extend(range(first, last + 1))
+    duplicates = sorted({s for s in seeds if seeds.count(s) > 1})
+    if duplicates:
+        raise ValueError(f"--seeds names seed(s) {duplicates} more than once; list each seed once")
+    return seeds
+
+
+_KINDS = {"int": (int, "a whole number"), "float": (float, "a number"), "str": (str, "text"),
+          "bool": (lambda t: {"true": True, "false": False}[t.lower()], "true or false")}
+"""A config field's annotation (a string: the configs use ``from __future__ import annotations``) -> how to
+parse one value from the command line, and what to call it in an error."""
+
+
+def parse_sweep(name: str, specs: Sequence[str]) -> dict[str, list[Any]]:
+    """``["inner_lr=0.1,0.3"]`` -> ``{"inner_lr": [0.1, 0.3]}``, checked against experiment ``name``'s config."""
+    config = get_experiment(name).config
+    fields = {f.name: f.type for f in dataclasses.fields(config)}
+    grid: dict[str, list[Any]] = {}
+    for spec in specs:
+        field_name, sep, values = (part.strip() for part in spec.partition("="))
+        if not sep or not field_name or not values:
+            raise ValueError(f"--sweep takes FIELD=VALUE,VALUE,..., e.g. --sweep inner_lr=0.1,0.3; got {spec!r}")
+        if field_name not in fields:
+            raise ValueError(f"{name} has no config field {field_name!r}; its fields: {', '.join(fields)}")
+        if field_name in grid:
+            raise ValueError(f"--sweep names {field_name} twice; give all its values in one --sweep")
+        if fields[field_name] not in _KINDS:
+            raise ValueError(f"{field_name} ({fields[field_name]}) cannot be swept from the command line; "
+                             "sweep a number, text or true/false field")
+        parse, kind = _KINDS[fields[field_name]]
+        texts = [v.strip() for v in values.split(",")]
+        try:
+            parsed = [parse(v) for v in texts]
+        except (ValueError, KeyError):
+            raise ValueError(f"{field_name} must be {kind}; got {values!r}") from None
+        if len(set(parsed)) != len(parsed):
+            raise ValueError(f"--sweep {field_name} lists a value twice: {values!r}")
+        try:  # the config's own checks (e.g. inner_lr > 0), now rather than in a worker
+            for value in parsed:
+                dataclasses.replace(config, **{field_name: value})
+        except (ValueError, TypeError) as error:
+            raise ValueError(f"--sweep {field_name}: {error}") from None
+        grid[field_name] = parsed
+    return grid
+
+
+def settings_of(grid: dict[str, list[Any]]) -> list[dict[str, Any]]:
+    """Every combination of a sweep's values, in order: ``{a: [1, 2]}`` -> ``[{a: 1}, {a: 2}]``; ``[{}]`` for none."""
+    return [dict(zip(grid, values)) for values in itertools.product(*grid.values())]
+
+
+def check_jobs(jobs: int | None) -> None:
+    if jobs is not None and jobs < 1:
+        raise ValueError(f"--jobs must be 1 or more (seeds trained at the same time), got {jobs}")
+
+
+def ray_available() -> bool:
+    try:
+        import ray  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def check_address(address: str) -> None:
+    """A clear error, at once, when a Ray cluster's ``host:port`` cannot be reached ("auto" and ray:// pass)."""
+    if address == "auto" or address.startswith("ray://"):
+        return
+    host, sep, port = address.rpartition(":")
+    if not sep or not host or not port.isdigit():
+        raise ValueError(f"--address takes the head node's HOST:PORT (e.g. 10.0.0.5:6379; `ray status` on the "
+                         f"head node shows it) or 'auto'; got {address!r}")
+    try:
+        socket.create_connection((host, int(port)), timeout=5).close()
+    except OSError as error:
+        raise ConnectionError(f"cannot reach a Ray cluster at {address} ({error.strerror or error}); start one "
+                              "with `ray start --head` on the head node, check the address, or leave out "
+                              "--address to run on this machine") from None
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# One seed, in whichever process runs it
+# ---------------------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class SeedSpec:
+    """One training run of a many-seed command: the experiment, the seed, the config fields changed."""
+
+    name: str
+    seed: int
+    iterations: int
+    runs_dir: str
+    """Absolute: run files and finished results live here (on a cluster, a folder every node sees)."""
+    changes: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        return f"{self.name}{changes_label(self.changes)}-seed{self.seed}"
+
+    @property
+    def result_dir(self) -> Path:
+        return Path(self.runs_dir) / "results" / self.label
+
+    @property
+    def result_path(self) -> Path:
+        return self.result_dir / f"{self.name}.pt"
+
+    @property
+    def run_file(self) -> Path:
+        return Path(self.runs_dir) / f"{self.label}.pt"
+
+
+def finished_result(spec: SeedSpec) -> dict[str, Any] | None:
+    """The finished result of ``spec`` if an earlier command wrote one for exactly this run, else None."""
+    if not spec.result_path.exists():
+        return None
+    data = load_checkpoint(spec.result_path, required=("experiment", "seed", "iterations", "config", "results"))
+    exp = get_experiment(spec.name)
+    config = dataclasses.asdict(dataclasses.replace(exp.config, **spec.changes))
+    same = (data["experiment"], data["seed"], data["iterations"], data["config"]) == (
+        spec.name, spec.seed, spec.iterations, config)
+    return data if same else None
+
+
+def train_seed(spec: SeedSpec, report: Callable[[int], None] | None = None) -> dict[str, Any]:
+    """Train ``spec`` here (resuming its run file) unless it already finished; a short summary of the run.
+
+    Runs inside a Ray worker or in this process alike; the finished result is written to ``spec.result_path``.
+    """
+    kept = finished_result(spec)
+    if kept is None:
+        run_experiment(spec.name, spec.seed, spec.iterations, spec.result_dir, spec.runs_dir, progress=False,
+                       changes=spec.changes or None, on_iteration=report)
+        data = load_checkpoint(spec.result_path, required=("results",))
+    else:
+        data = kept
+    return {"seed": spec.seed, "changes": spec.changes, "status": "done" if kept is None else "kept",
+            "seconds": data["wall_seconds_last_session"], "results": data["results"]}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Running many seeds: one after another, as Ray tasks, or as Ray Tune trials
+# ---------------------------------------------------------------------------------------------------------------
+
+@dataclass
+class Outcome:
+    """What happened to one seed of a command: ``done`` now, ``kept`` from before, or ``failed`` (with why)."""
+
+    spec: SeedSpec
+    status: str
+    detail: str = ""
+    seconds: float = 0.0
+
+
+def run_sequential(specs: Sequence[SeedSpec]) -> list[Outcome]:
+    """Each seed in this process, one after another, with a progress bar per seed."""
+    from tqdm.auto import tqdm
+
+    outcomes = []
+    for index, spec in enumerate(specs):
+        bar = tqdm(total=spec.iterations, desc=f"{spec.label} ({index + 1}/{len(specs)})", leave=False)
+        try:
+            summary = train_seed(spec, report=lambda i: bar.update(i - bar.n))
+            outcomes.append(Outcome(spec, summary["status"], seconds=summary["seconds"]))
+        except KeyboardInterrupt:
+            bar.close()
+            raise
+        except Exception as error:  # noqa: BLE001 - reported in the summary; the other seeds go on
+            outcomes.append(Outcome(spec, "failed", f"{type(error).__name__}: {error}"))
+        bar.close()
+        print(outcome_line(outcomes[-1]), flush=True)
+    return outcomes
+
+
+def start_ray(jobs: int | None, address: str | None) -> Any:
+    """``ray`` after ``ray.init``: a local Ray with ``jobs`` CPUs, or the cluster at ``address``; a Ray this
+    process started before (``ray.init()`` in a notebook or a test) is used as it is."""
+    import ray
+
+    if ray.is_initialized():
+        return ray
+    _started_here.append(True)
+    env = {key: os.environ[key] for key in ENV_PASSED_ON if key in os.environ}
+    env.setdefault("METARL_NUM_THREADS", "1")  # one torch thread per seed: the course's models train fastest so
+    options: dict[str, Any] = {"runtime_env": {"env_vars": env}, "include_dashboard": False}
+    if address is None:
+        ray.init(num_cpus=jobs, **options)
+    else:
+        ray.init(address=address, **options)
+    return ray
+
+
+_started_here: list[bool] = []
+
+
+def stop_ray(ray: Any) -> None:
+    """Shut down the Ray that :func:`start_ray` started (not one the caller started)."""
+    if _started_here:
+        _started_here.clear()
+        ray.shutdown()
+
+
+def run_on_ray(specs: Sequence[SeedSpec], jobs: int | None, address: str | None) -> list[Outcome]:
+    """Each seed as a Ray task of one CPU; progress shown here, one bar per seed and one for the total."""
+    ray = start_ray(jobs, address)
+    try:
+        board = ray.remote(num_cpus=0)(_ProgressBoard).remote()
+        task = ray.remote(num_cpus=1, max_retries=0)(_train_seed_reporting)
+        refs = {task.remote(spec, board): spec for spec in specs}
+        outcomes = _follow(ray, refs, board, specs)
+        ray.kill(board)
+        return outcomes
+    finally:
+        stop_ray(ray)
+
+
+class _ProgressBoard:
+    """A Ray actor: the workers post their iteration, the driver reads them all."""
+
+    def __init__(self) -> None:
+        self.iterations: dict[str, int] = {}
+
+    def post(self, label: str, iteration: int) -> None:
+        self.iterations[label] = iteration
+
+    def read(self) -> dict[str, int]:
+        return self.iterations
+
+
+def _train_seed_reporting(spec: SeedSpec, board: Any) -> dict[str, Any]:
+    last = [0.0]
+
+    def report(iteration: int) -> None:  # at most once a second, and at the end
+        now = time.monotonic()
+        if now - last[0] > 1 or iteration == spec.iterations:
+            last[0] = now
+            board.post.remote(spec.label, iteration)
+
+    return train_seed(spec, report)
+
+
+def _follow(ray: Any, refs: dict[Any, SeedSpec], board: Any, specs: Sequence[SeedSpec]) -> list[Outcome]:
+    """Wait for every task, drawing progress bars, and turn each task's end into an :class:`Outcome`."""
+    from tqdm.auto import tqdm
+
+    quiet = not sys.stderr.isatty()  # in a log, only the lines written when a seed ends
+    total = tqdm(total=sum(s.iterations for s in specs), desc=f"{len(specs)} seeds", position=0, mininterval=1,
+                 disable=quiet)
+    bars = {s.label: tqdm(total=s.iterations, desc=s.label, position=i + 1, leave=False, mininterval=1,
+                          disable=quiet) for i, s in enumerate(specs)}
+    outcomes: dict[str, Outcome] = {}
+    pending = list(refs)
+    while pending:
+        done, pending = ray.wait(pending, num_returns=1, timeout=1.0)
+        for label, iteration in ray.get(board.read.remote()).items():
+            bars[label].update(iteration - bars[label].n)
+        for ref in done:
+            spec = refs[ref]
+            try:
+                summary = ray.get(ref)
+                outcomes[spec.label] = Outcome(spec, summary["status"], seconds=summary["seconds"])
+                bars[spec.label].update(spec.iterations - bars[spec.label].n)
+            except ray.exceptions.RayTaskError as error:  # the training raised (e.g. it diverged)
+                cause = error.cause if getattr(error, "cause", None) is not None else error
+                outcomes[spec.label] = Outcome(spec, "failed", f"{type(cause).__name__}: {cause}")
+            except ray.exceptions.RayError as error:  # the worker died: killed, out of memory, node lost
+                outcomes[spec.label] = Outcome(spec, "failed", f"its worker died ({type(error).__name__})")
+            tqdm.write(outcome_line(outcomes[spec.label]))
+        total.update(sum(b.n for b in bars.values()) - total.n)
+    for bar in (*bars.values(), total):
+        bar.close()
+    return [outcomes[s.label] for s in specs]
+
+
+def _tune_trial(params: dict[str, Any]) -> None:
+    """A Ray Tune trainable: one (setting, seed) of a sweep; reports the final held-out numbers."""
+    from ray import tune
+
+    summary = train_seed(params["run"])
+    tune.report({**summary["results"], "seconds": summary["seconds"], "status": summary["status"]})
+
+
+def run_on_tune(name: str, specs: Sequence[SeedSpec], jobs: int | None, address: str | None) -> list[Outcome]:
+    """A sweep as Ray Tune trials, one CPU each: every setting of the grid with every seed (one trial per spec)."""
+    ray = start_ray(jobs, address)
+    from ray import tune
+
+    try:
+        tuner = tune.Tuner(
+            tune.with_resources(_tune_trial, {"cpu": 1}), param_space={"run": tune.grid_search(list(specs))},
+            tune_config=tune.TuneConfig(max_concurrent_trials=jobs),
+            run_config=tune.RunConfig(name=f"{name}-sweep", storage_path=str(Path(specs[0].runs_dir) / "tune"),
+                                      verbose=1, failure_config=tune.FailureConfig(max_failures=0)))
+        outcomes = {}
+        for result in tuner.fit():
+            spec = result.config["run"]
+            if result.error is not None:
+                outcomes[spec.label] = Outcome(spec, "failed", f"{type(result.error).__name__}: {result.error}")
+            else:
+                outcomes[spec.label] = Outcome(spec, result.metrics["status"], seconds=result.metrics["seconds"])
+        return [outcomes[s.label] for s in specs]
+    finally:
+        stop_ray(ray)
+
+
+def outcome_line(outcome: Outcome) -> str:
+    spec = outcome.spec
+    if outcome.status == "failed":
+        again = (f"resume it from {spec.run_file}" if spec.run_file.exists()
+                 else "start it afresh (it stopped before its first run file)")
+        return f"{spec.label}: FAILED: {outcome.detail}; run the same command again to {again}"
+    how = "trained" if outcome.status == "done" else "finished earlier, kept"
+    return f"{spec.label}: {how} ({outcome.seconds:.1f} s of training)"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The command: check, run, gather, summarise
+# ---------------------------------------------------------------------------------------------------------------
+
+def train_seeds(name: str, seeds: Sequence[int], *, jobs: int | None = None, address: str | None = None,
+                sweep: dict[str, list[Any]] | None = None, num_iterations: int | None = None,
+                out_dir: str | Path = CHECKPOINT_DIR, runs_dir: str | Path = RUNS_DIR) -> tuple[Path, list[Outcome]]:
+    """Train experiment ``name`` with every seed (and every setting of ``sweep``) and gather the results.
+
+    ``jobs``: seeds at the same time (default: every CPU, with Ray; 1 runs them in this process). ``address``:
+    a Ray cluster's ``HOST:PORT`` or "auto". Every input is checked before any training starts.
+
+    Returns:
+        The gathered file (``<out_dir>/<name>-seeds.pt``, or ``-sweep.pt`` with a sweep) and each run's outcome.
+    """
+    exp = get_experiment(name)
+    check_jobs(jobs)
+    if not seeds:
+        raise ValueError("give at least one seed, e.g. --seeds 0-4")
+    use_ray = address is not None or (jobs != 1 and ray_available() and len(seeds) * len(settings_of(sweep or {})) > 1)
+    if (address is not None or (jobs or 1) > 1) and not ray_available():
+        raise ValueError(f"running seeds side by side (--jobs, --address) needs Ray; {INSTALL_RAY}, or leave "
+                         "out --jobs to run the seeds one after another")
+    if address is not None:
+        check_address(address)
+    for folder in (out_dir, runs_dir):
+        check_writable(folder)
+    iterations = num_iterations or budget(full=exp.num_iterations, quick=exp.quick_iterations)
+    runs = str(Path(runs_dir).resolve())
+    specs = [SeedSpec(name, seed, iterations, runs, changes) for changes in settings_of(sweep or {}) for seed in seeds]
+    kept = [Outcome(s, "kept", seconds=d["wall_seconds_last_session"]) for s in specs
+            if (d := finished_result(s)) is not None]  # finished by an earlier command: never trained again
+    todo = [s for s in specs if s.label not in {o.spec.label for o in kept}]
+    for outcome in kept:
+        print(outcome_line(outcome))
+    if not todo:
+        outcomes = []
+    elif not use_ray:
+        if len(todo) > 1:
+            print(f"{len(todo)} runs one after another in this process ({INSTALL_RAY} to run them side by side)")
+        outcomes = run_sequential(todo)
+    elif sweep:
+        outcomes = run_on_tune(name, todo, jobs, address)
+    else:
+        outcomes = run_on_ray(todo, jobs, address)
+    done = {o.spec.label: o for o in [*kept, *outcomes]}
+    ordered = [done[s.label] for s in specs]
+    return gather(name, ordered, out_dir, kind="sweep" if sweep else "seeds"), ordered
+
+
+def gather(name: str, outcomes: Sequence[Outcome], out_dir: str | Path, kind: str = "seeds") -> Path:
+    """Write ``<out_dir>/<name>-<kind>.pt``: every finished run's whole result, and the failed runs with why."""
+    exp = get_experiment(name)
+    runs, failed = [], []
+    for outcome in outcomes:
+        spec = outcome.spec
+        if outcome.status == "failed":
+            failed.append({"seed": spec.seed, "changes": spec.changes, "error": outcome.detail,
+                           "run_file": str(spec.run_file)})
+        else:
+            runs.append({"seed": spec.seed, "changes": spec.changes, **load_checkpoint(spec.result_path,
+                                                                                       required=("results",))})
+    gathered = {"format": GATHERED_FORMAT, "experiment": name, "kind": kind, "config": exp.config_dict(),
+                "iterations": outcomes[0].spec.iterations, "seeds": sorted({o.spec.seed for o in outcomes}),
+                "runs": runs, "failed": failed}
+    return atomic_save(gathered, Path(out_dir) / f"{name}-{kind}.pt")
+
+
+def load_seeds(name: str, directory: str | Path = CHECKPOINT_DIR, kind: str = "seeds") -> dict[str, Any]:
+    """A gathered file written by ``train NAME --seeds ...`` (``kind="sweep"`` for ``--sweep``)."""
+    path = Path(directory) / f"{name}-{kind}.pt"
+    if not path.exists():
+        flag = "--seeds 0-4" + (" --sweep FIELD=A,B" if kind == "sweep" else "")
+        raise FileNotFoundError(f"{path} does not exist; create it with: python -m metarl_course train {name} {flag}")
+    data = load_checkpoint(path, required=("experiment", "runs", "failed"))
+    if data.get("format", 1) > GATHERED_FORMAT:
+        raise ValueError(f"{path} was written by a newer version of the course; update the course")
+    return data
+
+
+def per_seed(data: dict[str, Any], key: str, changes: dict[str, Any] | None = None) -> dict[int, Any]:
+    """``{seed: run[key]}`` for the runs of one setting (``changes``; default the first run's)."""
+    setting = data["runs"][0]["changes"] if changes is None else changes
+    return {run["seed"]: run[key] for run in data["runs"] if run["changes"] == setting}
+
+
+def summary(data: dict[str, Any], confidence: float = 0.95) -> str:
+    """Each setting's held-out numbers over seeds (mean +/- interval, Student t), each other setting's paired
+    difference from the first one on the seeds both finished, and the failed runs."""
+    settings = [dict(c) for c in dict.fromkeys(tuple(sorted(r["changes"].items())) for r in data["runs"])]
+    lines = [f"{data['experiment']}: {len(data['runs'])} finished runs of {data['iterations']} iterations; "
+             f"mean +/- {confidence:.0%} CI over training seeds (Student t)"]
+    baseline = per_seed(data, "results", settings[0]) if settings else {}
+    for index, changes in enumerate(settings):
+        results = per_seed(data, "results", changes)
+        seeds = sorted(results)
+        lines.append(f"  {_setting_name(changes)} (seeds {', '.join(map(str, seeds))})")
+        for metric in results[seeds[0]]:
+            lines.append(f"    {metric:<22} {_interval(np.array([results[s][metric] for s in seeds]), confidence)}")
+            common = [s for s in seeds if s in baseline]
+            if index > 0 and len(common) >= 2:
+                diff = paired_difference(np.array([results[s][metric] for s in common]),
+                                         np.array([baseline[s][metric] for s in common]), confidence)
+                lines.append(f"    {'':<22} minus {_setting_name(settings[0])}: {diff} (paired, {len(common)} seeds)")
+    lines += [f"  FAILED seed {f['seed']}{changes_label(f['changes'])}: {f['error']}" for f in data["failed"]]
+    return "\n".join(lines)
+
+
+def _setting_name(changes: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in changes.items()) or "the experiment's config"
+
+
+def _interval(values: np.ndarray, confidence: float) -> str:
+    if len(values) < 2:
+        return f"{values.mean():.4f} (one seed: no interval)"
+    mean, half_width = mean_ci(values, confidence)
+    return f"{float(mean):.4f} +/- {float(half_width):.4f}"
+
+
+def main_summary(path: Path, outcomes: Sequence[Outcome], seconds: float) -> int:
+    """Print the command's summary; exit status 1 if any run failed."""
+    data = load_checkpoint(path, required=("runs", "failed"))
+    counts = {status: sum(o.status == status for o in outcomes) for status in ("done", "kept", "failed")}
+    print(f"\n{counts['done']} trained, {counts['kept']} kept from earlier, {counts['failed']} failed "
+          f"in {seconds:.0f} s -> {path}")
+    if data["runs"]:
+        print(summary(data))
+    if counts["failed"]:
+        print("Run the same command again: finished runs are kept, the failed ones resume from their run files.",
+              file=sys.stderr)
+    return 1 if counts["failed"] else 0
