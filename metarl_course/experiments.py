@@ -275,12 +275,17 @@ def load_result(name: str, directory: str | Path = CHECKPOINT_DIR) -> tuple[Meta
     if data["experiment"] != name:
         raise ValueError(f"{path} holds experiment {data['experiment']!r}, not {name!r}; {remedy}")
     learner = exp.build(data["seed"])
-    if _with_new_defaults(data["config"], exp.config_dict(), exp.config) != exp.config_dict():
+    if not matches_course_config(data["config"], exp):
         raise ValueError(f"{path} was trained with another configuration of {name!r} than the course's "
                          f"current one; {remedy}")
     model: nn.Module = learner.model  # type: ignore[attr-defined]
     model.load_state_dict(data["model"])
     return learner, data
+
+
+def matches_course_config(stored: dict, exp: Experiment) -> bool:
+    """Whether a file's stored config is ``exp``'s current one (fields added since at their defaults)."""
+    return _with_new_defaults(stored, exp.config_dict(), exp.config) == exp.config_dict()
 
 
 def _with_new_defaults(stored: dict, current: dict, config: Any) -> dict:

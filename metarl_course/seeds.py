@@ -38,7 +38,7 @@ import numpy as np
 from metarl_course.budget import budget
 from metarl_course.evaluation import mean_ci, paired_difference
 from metarl_course.experiments import (CHECKPOINT_DIR, RUNS_DIR, changes_label, check_writable, get_experiment,
-                                       run_experiment)
+                                       matches_course_config, run_experiment)
 from metarl_course.training import atomic_save, load_checkpoint
 
 GATHERED_FORMAT = 1
@@ -451,10 +451,27 @@ def load_seeds(name: str, directory: str | Path = CHECKPOINT_DIR, kind: str = "s
     if not path.exists():
         flag = "--seeds 0-4" + (" --sweep FIELD=A,B" if kind == "sweep" else "")
         raise FileNotFoundError(f"{path} does not exist; create it with: python -m metarl_course train {name} {flag}")
-    data = load_checkpoint(path, required=("experiment", "runs", "failed"))
+    data = load_checkpoint(path, required=("experiment", "config", "runs", "failed"))
     if data.get("format", 1) > GATHERED_FORMAT:
         raise ValueError(f"{path} was written by a newer version of the course; update the course")
+    exp = get_experiment(name)
+    if data["experiment"] != name or not matches_course_config(data["config"], exp):
+        raise ValueError(f"{path} holds runs of another experiment or configuration than the course's {name!r}; "
+                         f"recreate it with: python -m metarl_course train {name} --seeds "
+                         f"{','.join(str(s) for s in data['seeds'])}")
     return data
+
+
+def seed_learner(data: dict[str, Any], seed: int) -> Any:
+    """A learner of a gathered file's experiment with the trained weights of ``seed`` (its first setting)."""
+    run = next((r for r in data["runs"] if r["seed"] == seed), None)
+    if run is None:
+        raise ValueError(f"the gathered file has no finished run of seed {seed}; it has {sorted(per_seed(data, 'seed'))}")
+    exp = get_experiment(data["experiment"])
+    learner = exp.build(seed) if not run["changes"] else dataclasses.replace(
+        exp, config=dataclasses.replace(exp.config, **run["changes"])).build(seed)
+    learner.model.load_state_dict(run["model"])
+    return learner
 
 
 def per_seed(data: dict[str, Any], key: str, changes: dict[str, Any] | None = None) -> dict[int, Any]:
