@@ -2,6 +2,7 @@
 #   make lab   set up .venv and open the course in JupyterLab
 #   make test  set up .venv and run the whole test suite (quick mode, CPU)
 #   make chapters  run every chapter in full mode, as a learner does, with its assertions (~20 min; not in CI)
+#   make cluster   add Ray to .venv (optional): training seeds and sweeps side by side (README, "Many seeds")
 # Re-running either is fast: .venv is rebuilt only when requirements.txt or
 # pyproject.toml change.
 
@@ -10,7 +11,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: lab test chapters clean
+.PHONY: lab test chapters clean cluster
 
 $(STAMP): requirements.txt pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 10), "Python 3.10+ is needed, found " + sys.version' \
@@ -32,6 +33,13 @@ chapters: $(STAMP)
 
 clean:
 	rm -rf $(VENV)
+
+CLUSTER_STAMP := $(VENV)/.installed-cluster
+$(CLUSTER_STAMP): requirements-cluster.txt $(STAMP)
+	$(BIN)/python -m pip install --quiet -r requirements-cluster.txt
+	touch $@
+
+cluster: $(CLUSTER_STAMP)
 
 # Classroom (see README, "Teaching with the exercises"):
 #   make exercises                                   regenerate exercises/ from solutions/
