@@ -22,13 +22,15 @@ Without Ray the seeds run one after another in this process, with the same files
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import itertools
 import os
 import re
 import socket
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -119,11 +121,7 @@ def check_jobs(jobs: int | None) -> None:
 
 
 def ray_available() -> bool:
-    try:
-        import ray  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    return importlib.util.find_spec("ray") is not None
 
 
 def check_address(address: str) -> None:
@@ -236,46 +234,35 @@ def run_sequential(specs: Sequence[SeedSpec]) -> list[Outcome]:
     return outcomes
 
 
-def start_ray(jobs: int | None, address: str | None) -> Any:
-    """``ray`` after ``ray.init``: a local Ray with ``jobs`` CPUs, or the cluster at ``address``; a Ray this
-    process started before (``ray.init()`` in a notebook or a test) is used as it is."""
+@contextmanager
+def ray_session(jobs: int | None, address: str | None) -> Iterator[Any]:
+    """``ray``, connected: a local Ray with ``jobs`` CPUs started for the block, or the cluster at ``address``; a
+    Ray this process connected to before (``ray.init()`` in a notebook or a test) is used as it is and kept."""
     import ray
 
-    if ray.is_initialized():
-        return ray
-    _started_here.append(True)
-    env = {key: os.environ[key] for key in ENV_PASSED_ON if key in os.environ}
-    env.setdefault("METARL_NUM_THREADS", "1")  # one torch thread per seed: the course's models train fastest so
-    options: dict[str, Any] = {"runtime_env": {"env_vars": env}, "include_dashboard": False}
-    if address is None:
-        ray.init(num_cpus=jobs, **options)
-    else:
-        ray.init(address=address, **options)
-    return ray
-
-
-_started_here: list[bool] = []
-
-
-def stop_ray(ray: Any) -> None:
-    """Shut down the Ray that :func:`start_ray` started (not one the caller started)."""
-    if _started_here:
-        _started_here.clear()
-        ray.shutdown()
+    started = not ray.is_initialized()
+    if started:
+        env = {key: os.environ[key] for key in ENV_PASSED_ON if key in os.environ}
+        env.setdefault("METARL_NUM_THREADS", "1")  # one torch thread per seed: the course's models train fastest so
+        options: dict[str, Any] = {"runtime_env": {"env_vars": env}, "include_dashboard": False}
+        where = {"address": "local", "num_cpus": jobs} if address is None else {"address": address}
+        ray.init(**where, **options)  # "local": a new Ray for this run, even if `ray start` runs one here
+    try:
+        yield ray
+    finally:
+        if started:
+            ray.shutdown()
 
 
 def run_on_ray(specs: Sequence[SeedSpec], jobs: int | None, address: str | None) -> list[Outcome]:
     """Each seed as a Ray task of one CPU; progress shown here, one bar per seed and one for the total."""
-    ray = start_ray(jobs, address)
-    try:
+    with ray_session(jobs, address) as ray:
         board = ray.remote(num_cpus=0)(_ProgressBoard).remote()
         task = ray.remote(num_cpus=1, max_retries=0)(_train_seed_reporting)
         refs = {task.remote(spec, board): spec for spec in specs}
         outcomes = _follow(ray, refs, board, specs)
         ray.kill(board)
         return outcomes
-    finally:
-        stop_ray(ray)
 
 
 class _ProgressBoard:
@@ -346,10 +333,9 @@ def _tune_trial(params: dict[str, Any]) -> None:
 
 def run_on_tune(name: str, specs: Sequence[SeedSpec], jobs: int | None, address: str | None) -> list[Outcome]:
     """A sweep as Ray Tune trials, one CPU each: every setting of the grid with every seed (one trial per spec)."""
-    ray = start_ray(jobs, address)
     from ray import tune
 
-    try:
+    with ray_session(jobs, address):
         tuner = tune.Tuner(
             tune.with_resources(_tune_trial, {"cpu": 1}), param_space={"run": tune.grid_search(list(specs))},
             tune_config=tune.TuneConfig(max_concurrent_trials=jobs),
@@ -363,8 +349,6 @@ def run_on_tune(name: str, specs: Sequence[SeedSpec], jobs: int | None, address:
             else:
                 outcomes[spec.label] = Outcome(spec, result.metrics["status"], seconds=result.metrics["seconds"])
         return [outcomes[s.label] for s in specs]
-    finally:
-        stop_ray(ray)
 
 
 def outcome_line(outcome: Outcome) -> str:
@@ -466,7 +450,8 @@ def seed_learner(data: dict[str, Any], seed: int) -> Any:
     """A learner of a gathered file's experiment with the trained weights of ``seed`` (its first setting)."""
     run = next((r for r in data["runs"] if r["seed"] == seed), None)
     if run is None:
-        raise ValueError(f"the gathered file has no finished run of seed {seed}; it has {sorted(per_seed(data, 'seed'))}")
+        raise ValueError(f"the gathered file has no finished run of seed {seed}; "
+                         f"it has seeds {sorted(r['seed'] for r in data['runs'])}")
     exp = get_experiment(data["experiment"])
     learner = exp.build(seed) if not run["changes"] else dataclasses.replace(
         exp, config=dataclasses.replace(exp.config, **run["changes"])).build(seed)
