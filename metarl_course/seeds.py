@@ -246,7 +246,13 @@ def ray_session(jobs: int | None, address: str | None) -> Iterator[Any]:
         env.setdefault("METARL_NUM_THREADS", "1")  # one torch thread per seed: the course's models train fastest so
         options: dict[str, Any] = {"runtime_env": {"env_vars": env}, "include_dashboard": False}
         where = {"address": "local", "num_cpus": jobs} if address is None else {"address": address}
-        ray.init(**where, **options)  # "local": a new Ray for this run, even if `ray start` runs one here
+        try:
+            ray.init(**where, **options)  # "local": a new Ray for this run, even if `ray start` runs one here
+        except ConnectionError as error:
+            raise ConnectionError(
+                f"{error}. If the cluster uses token authentication (`ray start` does by default since Ray 2.59), "
+                "run the command with RAY_AUTH_MODE=token and the cluster's token in ~/.ray/auth_token or "
+                "RAY_AUTH_TOKEN (`ray get-auth-token` on the head node prints it)") from None
     try:
         yield ray
     finally:
