@@ -7,7 +7,8 @@ module holds the two controls of the summary chapter:
   worked answer that the button reveals only after writing a few words (a
   collapsed copy below the widget keeps the answer readable without a kernel);
 * :class:`QuickCheck`: a multiple-choice question that says right away whether
-  the choice is right, and why.
+  the choice is right, and why (its static version, shown where no widget can
+  run, lists the options and folds the answer away).
 
 Both are plain ipywidgets (they work in JupyterLab and in a headless kernel)
 and keep their state in attributes, so tests can drive them.
@@ -127,5 +128,21 @@ class QuickCheck:
             self.explanation[self.options.index(change["new"])]
         self.feedback.value = f"<span style='color:{color}'><b>{verdict}</b></span> {html.escape(why)}"
 
-    def _ipython_display_(self) -> None:
-        display(self.widget)
+    def static_html(self) -> str:
+        """The question, its options and the folded answer as plain HTML, for a reader without a kernel."""
+        options = "".join(f"<li>{html.escape(option)}</li>" for option in self.options)
+        if isinstance(self.explanation, str):
+            reasons = f"<p>{html.escape(self.explanation)}</p>"
+        else:
+            reasons = "<ul>" + "".join(f"<li><em>{html.escape(option)}</em>: {html.escape(why)}</li>"
+                                       for option, why in zip(self.options, self.explanation)) + "</ul>"
+        return (f'<div class="quick-check"><p>{self.question.value}</p><ol type="a">{options}</ol>'
+                f"<details><summary>Answer (choose first)</summary><p>Right: "
+                f"<b>{html.escape(self.options[self.correct])}</b></p>{reasons}</details></div>")
+
+    def _repr_mimebundle_(self, **kwargs) -> dict:
+        # The widget, and beside it its static version: JupyterLab shows the widget, a renderer without widgets
+        # (a rendered notebook, the course's book) shows the HTML.
+        bundle = self.widget._repr_mimebundle_(**kwargs) or {}
+        bundle["text/html"] = self.static_html()
+        return bundle

@@ -56,3 +56,13 @@ def test_a_self_tests_worked_answer_is_also_kept_collapsed_for_readers_without_a
     test = SelfTest("Why?", "Because **this**.")
     static = test.static_answer().data
     assert static.startswith("<details>") and "Because **this**." in static and static.rstrip().endswith("</details>")
+
+
+def test_a_quick_check_brings_a_static_version_for_readers_without_widgets():
+    check = QuickCheck("2 + 2 < 5?", ["yes", "no"], 0, ["Right: 4 < 5.", "4 is less than 5."])
+    bundle = check._repr_mimebundle_()
+    assert "application/vnd.jupyter.widget-view+json" in bundle  # JupyterLab shows the widget
+    static = bundle["text/html"]  # a renderer without widgets (the book) shows this
+    assert "2 + 2 &lt; 5?" in static and "<li>yes</li>" in static and "<li>no</li>" in static
+    question, answer = static.split("<details>")
+    assert "Right: 4" not in question and "Right: <b>yes</b>" in answer and "4 is less than 5." in answer
