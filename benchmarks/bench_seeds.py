@@ -46,12 +46,17 @@ def main() -> int:
                        "--runs", str(root / "runs-many"), *extra)
         print(f"--seeds 0-{args.seeds - 1} --jobs {args.jobs} on Ray:     {many:7.1f} s   "
               f"({many / single:.2f} of the single runs' time, {single / many:.2f}x faster)")
+        rounds = -(-args.seeds // args.jobs)  # whole seeds: the last round may keep only some of the CPUs busy
+        print(f"(with whole seeds, {args.jobs} at a time, no run can take less than {rounds}/{args.seeds} = "
+              f"{rounds / args.seeds:.2f} of the single runs' time)")
         gathered = torch.load(root / f"{args.name}-seeds.pt", weights_only=True)
         for run in gathered["runs"]:
             alone = torch.load(root / f"single{run['seed']}" / f"{args.name}.pt", weights_only=True)
             same = run["results"] == alone["results"] and all(
                 torch.equal(run["model"][k], alone["model"][k]) for k in alone["model"])
-            print(f"seed {run['seed']}: gathered {'==' if same else '!='} single run   {run['results']}")
+            print(f"seed {run['seed']}: gathered {'==' if same else '!='} single run; training "
+                  f"{alone['wall_seconds_last_session']:.1f} s alone, {run['wall_seconds_last_session']:.1f} s "
+                  f"beside another seed   {run['results']}")
             if not same:
                 return 1
     return 0
