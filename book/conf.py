@@ -14,7 +14,7 @@ author = "the course's authors"
 html_title = "Meta-RL: an interactive course"
 
 extensions = ["myst_nb", "sphinx.ext.githubpages"]  # githubpages: a .nojekyll file, so GitHub Pages serves _static/
-myst_enable_extensions = ["dollarmath", "amsmath"]
+myst_enable_extensions = ["dollarmath", "amsmath", "tasklist"]
 myst_heading_anchors = 3
 
 nb_execution_mode = "off"                # chapters arrive executed (tools/build_book.py), exercises stay blank
