@@ -27,9 +27,15 @@ def main(argv: list[str] | None = None) -> int:
                    help="train every value of a config field (repeat for a grid), each with every seed; "
                         "gathered in <out>/NAME-sweep.pt")
     t.add_argument("--iterations", type=int, default=None, help="override the number of meta-updates")
-    t.add_argument("--out", default=str(CHECKPOINT_DIR), help="folder for the result file (default: the package's)")
-    t.add_argument("--runs", default=str(RUNS_DIR), help="folder for resumable checkpoints (default: runs/)")
-    t.add_argument("--no-resume", action="store_true", help="start from scratch even if a run checkpoint exists")
+    t.add_argument("--out", default=str(CHECKPOINT_DIR),
+                   help="folder for the result file, NAME.pt, or with --seeds/--sweep the gathered NAME-seeds.pt / "
+                        "NAME-sweep.pt (default: the package's, where the shipped files are)")
+    t.add_argument("--runs", default=str(RUNS_DIR),
+                   help="folder for resumable checkpoints and, with --seeds, each finished seed's result in "
+                        "results/ (default: runs/; on a cluster, a folder every node sees)")
+    t.add_argument("--no-resume", action="store_true",
+                   help="start from scratch even if a run checkpoint exists (one seed only; with --seeds, delete the "
+                        "seed's run file in --runs)")
     e = sub.add_parser("evaluate", help="score a result file on its held-out tasks again")
     e.add_argument("name", choices=sorted(EXPERIMENTS), metavar="NAME", help="experiment name (see `list`)")
     e.add_argument("--dir", default=str(CHECKPOINT_DIR), help="folder of the result file (default: the package's)")
@@ -54,8 +60,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.iterations is not None and args.iterations < 1:
         parser.error("--iterations must be a positive integer")
-    if args.seeds is not None or args.sweep or args.jobs is not None or args.address is not None:
+    if args.seeds is not None or args.sweep:
         return train_many(parser, args)
+    if args.jobs is not None or args.address is not None:
+        parser.error("--jobs and --address apply to many runs: add --seeds (e.g. --seeds 0-4) or --sweep")
     try:
         path = run_experiment(args.name, args.seed, args.iterations, args.out, args.runs, resume=not args.no_resume)
     except (ValueError, OSError) as error:  # bad folders, a run file of another run: say what to change
@@ -89,6 +97,10 @@ def train_many(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int
     except (ValueError, OSError) as error:  # --jobs 0, no Ray, an unreachable cluster, unwritable folders
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: finished runs are kept in {args.runs}/results/ and the others resume from their run "
+              "files when you run the same command again", file=sys.stderr)
+        return 130
     return many.main_summary(path, outcomes, time.perf_counter() - start)
 
 

@@ -94,6 +94,11 @@ class Experiment:
         """The config as stored in result files."""
         return dataclasses.asdict(self.config)
 
+    def with_changes(self, changes: dict[str, Any] | None) -> Experiment:
+        """This experiment with the config fields in ``changes`` set (a sweep's setting); the config's own checks
+        raise a ValueError for a bad value."""
+        return dataclasses.replace(self, config=dataclasses.replace(self.config, **changes)) if changes else self
+
 
 SINUSOID = dict(num_iterations=20_000, quick_iterations=300, eval_every=1000)
 NAVIGATION = dict(quick_iterations=3, eval_every=25, evaluate_options=("eval_budget", "eval_seed"))
@@ -161,9 +166,11 @@ def get_experiment(name: str) -> Experiment:
     return EXPERIMENTS[name]
 
 
-_PARSE = {"int": (int, "a whole number"), "float": (float, "a number")}
+FIELD_PARSERS: dict[str, tuple[Callable[[str], Any], str]] = {
+    "int": (int, "a whole number"), "float": (float, "a number"), "str": (str, "text"),
+    "bool": (lambda text: {"true": True, "false": False}[text.strip().lower()], "true or false")}
 """A config field's annotation (a string: the configs use ``from __future__ import annotations``) -> how to
-parse it from the command line, and what to call it in an error."""
+parse it from the command line (a ValueError or KeyError for bad text), and what to call it in an error."""
 
 
 def with_evaluate_options(exp: Experiment, config: Config, overrides: dict[str, str]) -> Config:
@@ -177,12 +184,12 @@ def with_evaluate_options(exp: Experiment, config: Config, overrides: dict[str, 
             raise ValueError(f"{exp.name} cannot change {field!r} for evaluation (it allows: {allowed})"
                              + (f"; {field} applies to {', '.join(takers)}" if takers else ""))
         annotation = {f.name: f.type for f in dataclasses.fields(config)}[field]  # the type, not the value's
-        if annotation not in _PARSE:
+        if annotation not in FIELD_PARSERS:
             raise ValueError(f"{field} cannot be set from the command line")
-        parse, kind = _PARSE[annotation]
+        parse, kind = FIELD_PARSERS[annotation]
         try:
             changes[field] = parse(text)
-        except ValueError:
+        except (ValueError, KeyError):
             raise ValueError(f"{field} must be {kind}, got {text!r}") from None
     return dataclasses.replace(config, **changes)
 
@@ -202,9 +209,7 @@ def run_experiment(name: str, seed: int = 0, num_iterations: int | None = None,
     :mod:`metarl_course.seeds`): its run file is named after them. ``on_iteration`` is called with the
     iteration number after every meta-update (progress reports from other processes).
     """
-    exp = get_experiment(name)
-    if changes:
-        exp = dataclasses.replace(exp, config=dataclasses.replace(exp.config, **changes))
+    exp = get_experiment(name).with_changes(changes)
     iterations = num_iterations or budget(full=exp.num_iterations, quick=exp.quick_iterations)
     for folder in (out_dir, runs_dir):  # fail now, not after minutes of training
         check_writable(folder)
@@ -235,7 +240,7 @@ def run_experiment(name: str, seed: int = 0, num_iterations: int | None = None,
     trials = heldout_trial_returns(learner)
     if trials is not None:
         result["trial_returns"] = trials
-    curve = getattr(learner, "adaptation_curve", None)  # sinusoid learners: every held-out task's curve
+    curve = getattr(learner, "adaptation_curve", None)  # sinusoid: (num_tasks, eval_steps + 1) float64 query MSE
     if curve is not None:
         result["task_curves"] = curve().detach().cpu().double()
     return atomic_save(result, Path(out_dir) / f"{name}.pt")

@@ -29,6 +29,7 @@ import re
 import socket
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -38,9 +39,10 @@ from typing import Any
 import numpy as np
 
 from metarl_course.budget import budget
-from metarl_course.evaluation import mean_ci, paired_difference
-from metarl_course.experiments import (CHECKPOINT_DIR, RUNS_DIR, changes_label, check_writable, get_experiment,
-                                       matches_course_config, run_experiment)
+from metarl_course.evaluation import paired_difference
+from metarl_course.evaluation import summarize
+from metarl_course.experiments import (CHECKPOINT_DIR, FIELD_PARSERS, RUNS_DIR, changes_label, check_writable,
+                                       get_experiment, matches_course_config, run_experiment)
 from metarl_course.training import atomic_save, load_checkpoint
 
 GATHERED_FORMAT = 1
@@ -54,6 +56,10 @@ INSTALL_RAY = "install Ray with: pip install -e '.[cluster]' (pinned in requirem
 # What to run: seeds, sweeps, and checks of the command line before any training
 # ---------------------------------------------------------------------------------------------------------------
 
+MAX_SEEDS = 1000
+"""The most seeds one command takes (a typo such as 0-100000 fails at once instead of queueing for days)."""
+
+
 def parse_seeds(text: str) -> list[int]:
     """``"0-4"`` -> [0, 1, 2, 3, 4]; ``"0,3,7"`` and ``"0-2,9"`` too; a clear error for anything else."""
     seeds: list[int] = []
@@ -64,17 +70,14 @@ def parse_seeds(text: str) -> list[int]:
         first, last = int(match[1]), int(match[2] if match[2] is not None else match[1])
         if last < first:
             raise ValueError(f"the seed range {part.strip()!r} is empty (write it from low to high, e.g. 0-4)")
+        if last >= 2**32 or len(seeds) + last - first + 1 > MAX_SEEDS:
+            raise ValueError(f"--seeds {text!r} asks for too many or too large seeds: at most {MAX_SEEDS} seeds, "
+                             "each below 2**32")
         seeds.extend(range(first, last + 1))
-    duplicates = sorted({s for s in seeds if seeds.count(s) > 1})
+    duplicates = sorted(seed for seed, count in Counter(seeds).items() if count > 1)
     if duplicates:
         raise ValueError(f"--seeds names seed(s) {duplicates} more than once; list each seed once")
     return seeds
-
-
-_KINDS = {"int": (int, "a whole number"), "float": (float, "a number"), "str": (str, "text"),
-          "bool": (lambda t: {"true": True, "false": False}[t.lower()], "true or false")}
-"""A config field's annotation (a string: the configs use ``from __future__ import annotations``) -> how to
-parse one value from the command line, and what to call it in an error."""
 
 
 def parse_sweep(name: str, specs: Sequence[str]) -> dict[str, list[Any]]:
@@ -90,10 +93,10 @@ def parse_sweep(name: str, specs: Sequence[str]) -> dict[str, list[Any]]:
             raise ValueError(f"{name} has no config field {field_name!r}; its fields: {', '.join(fields)}")
         if field_name in grid:
             raise ValueError(f"--sweep names {field_name} twice; give all its values in one --sweep")
-        if fields[field_name] not in _KINDS:
+        if fields[field_name] not in FIELD_PARSERS:
             raise ValueError(f"{field_name} ({fields[field_name]}) cannot be swept from the command line; "
-                             "sweep a number, text or true/false field")
-        parse, kind = _KINDS[fields[field_name]]
+                             f"sweep a field of type {', '.join(FIELD_PARSERS)}")
+        parse, kind = FIELD_PARSERS[fields[field_name]]
         texts = [v.strip() for v in values.split(",")]
         try:
             parsed = [parse(v) for v in texts]
@@ -116,11 +119,13 @@ def settings_of(grid: dict[str, list[Any]]) -> list[dict[str, Any]]:
 
 
 def check_jobs(jobs: int | None) -> None:
+    """A clear error for a number of seeds at a time below 1 (None: every CPU)."""
     if jobs is not None and jobs < 1:
         raise ValueError(f"--jobs must be 1 or more (seeds trained at the same time), got {jobs}")
 
 
 def ray_available() -> bool:
+    """Whether the optional Ray is installed (``make cluster``)."""
     return importlib.util.find_spec("ray") is not None
 
 
@@ -129,6 +134,7 @@ def check_address(address: str) -> None:
     if address == "auto" or address.startswith("ray://"):
         return
     host, sep, port = address.rpartition(":")
+    host = host.strip("[]")  # an IPv6 address in brackets, e.g. [::1]:6379
     if not sep or not host or not port.isdigit():
         raise ValueError(f"--address takes the head node's HOST:PORT (e.g. 10.0.0.5:6379; `ray status` on the "
                          f"head node shows it) or 'auto'; got {address!r}")
@@ -157,47 +163,47 @@ class SeedSpec:
 
     @property
     def label(self) -> str:
+        """The run's name in files and messages, e.g. ``maml-sinusoid-inner_lr=0.03-seed2``."""
         return f"{self.name}{changes_label(self.changes)}-seed{self.seed}"
 
     @property
-    def result_dir(self) -> Path:
-        return Path(self.runs_dir) / "results" / self.label
-
-    @property
     def result_path(self) -> Path:
-        return self.result_dir / f"{self.name}.pt"
+        """The finished run's result file (that of ``train NAME --seed S --out <runs>/results/<label>``)."""
+        return Path(self.runs_dir) / "results" / self.label / f"{self.name}.pt"
 
     @property
     def run_file(self) -> Path:
+        """The resumable checkpoint of the run while it trains."""
         return Path(self.runs_dir) / f"{self.label}.pt"
 
 
 def finished_result(spec: SeedSpec) -> dict[str, Any] | None:
-    """The finished result of ``spec`` if an earlier command wrote one for exactly this run, else None."""
+    """The finished result of ``spec`` if an earlier command wrote one, else None; a clear error if the file there
+    is of another run (another number of iterations, e.g. quick mode, or another config)."""
     if not spec.result_path.exists():
         return None
     data = load_checkpoint(spec.result_path, required=("experiment", "seed", "iterations", "config", "results"))
-    exp = get_experiment(spec.name)
-    config = dataclasses.asdict(dataclasses.replace(exp.config, **spec.changes))
-    same = (data["experiment"], data["seed"], data["iterations"], data["config"]) == (
-        spec.name, spec.seed, spec.iterations, config)
-    return data if same else None
+    exp = get_experiment(spec.name).with_changes(spec.changes)
+    if (data["experiment"], data["seed"], data["iterations"]) != (spec.name, spec.seed, spec.iterations) \
+            or not matches_course_config(data["config"], exp):
+        raise ValueError(f"{spec.result_path} holds another run ({data['iterations']} iterations, not "
+                         f"{spec.iterations}, or another config); give another --runs folder, or delete it to "
+                         "train this run")
+    return data
 
 
-def train_seed(spec: SeedSpec, report: Callable[[int], None] | None = None) -> dict[str, Any]:
-    """Train ``spec`` here (resuming its run file) unless it already finished; a short summary of the run.
+def train_seed(spec: SeedSpec, report: Callable[[int], None] | None = None) -> tuple[str, dict[str, Any]]:
+    """Train ``spec`` here (resuming its run file) unless it already finished: ``("done" or "kept", result)``.
 
-    Runs inside a Ray worker or in this process alike; the finished result is written to ``spec.result_path``.
+    Runs inside a Ray worker or in this process alike; the finished result is written to ``spec.result_path``
+    and returned as well (the run's whole result file: weights, numbers, history).
     """
     kept = finished_result(spec)
-    if kept is None:
-        run_experiment(spec.name, spec.seed, spec.iterations, spec.result_dir, spec.runs_dir, progress=False,
-                       changes=spec.changes or None, on_iteration=report)
-        data = load_checkpoint(spec.result_path, required=("results",))
-    else:
-        data = kept
-    return {"seed": spec.seed, "changes": spec.changes, "status": "done" if kept is None else "kept",
-            "seconds": data["wall_seconds_last_session"], "results": data["results"]}
+    if kept is not None:
+        return "kept", kept
+    run_experiment(spec.name, spec.seed, spec.iterations, spec.result_path.parent, spec.runs_dir, progress=False,
+                   changes=spec.changes or None, on_iteration=report)
+    return "done", load_checkpoint(spec.result_path, required=("results",))
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -222,8 +228,8 @@ def run_sequential(specs: Sequence[SeedSpec]) -> list[Outcome]:
     for index, spec in enumerate(specs):
         bar = tqdm(total=spec.iterations, desc=f"{spec.label} ({index + 1}/{len(specs)})", leave=False)
         try:
-            summary = train_seed(spec, report=lambda i: bar.update(i - bar.n))
-            outcomes.append(Outcome(spec, summary["status"], seconds=summary["seconds"]))
+            status, result = train_seed(spec, report=lambda i: bar.update(i - bar.n))
+            outcomes.append(Outcome(spec, status, seconds=result["wall_seconds_last_session"]))
         except KeyboardInterrupt:
             bar.close()
             raise
@@ -250,9 +256,9 @@ def ray_session(jobs: int | None, address: str | None) -> Iterator[Any]:
             ray.init(**where, **options)  # "local": a new Ray for this run, even if `ray start` runs one here
         except ConnectionError as error:
             raise ConnectionError(
-                f"{error}. If the cluster uses token authentication (`ray start` does by default since Ray 2.59), "
-                "run the command with RAY_AUTH_MODE=token and the cluster's token in ~/.ray/auth_token or "
-                "RAY_AUTH_TOKEN (`ray get-auth-token` on the head node prints it)") from None
+                f"{error}. Is a cluster running there (`ray status` on its head node)? If it uses token "
+                "authentication, run the command with RAY_AUTH_MODE=token and the cluster's token in "
+                "~/.ray/auth_token or RAY_AUTH_TOKEN (`ray get-auth-token` on the head node prints it)") from None
     try:
         yield ray
     finally:
@@ -261,14 +267,14 @@ def ray_session(jobs: int | None, address: str | None) -> Iterator[Any]:
 
 
 def run_on_ray(specs: Sequence[SeedSpec], jobs: int | None, address: str | None) -> list[Outcome]:
-    """Each seed as a Ray task of one CPU; progress shown here, one bar per seed and one for the total."""
+    """Each seed as a Ray task of one CPU, at most ``jobs`` at a time (also on a cluster); progress shown here."""
     with ray_session(jobs, address) as ray:
         board = ray.remote(num_cpus=0)(_ProgressBoard).remote()
         task = ray.remote(num_cpus=1, max_retries=0)(_train_seed_reporting)
-        refs = {task.remote(spec, board): spec for spec in specs}
-        outcomes = _follow(ray, refs, board, specs)
-        ray.kill(board)
-        return outcomes
+        try:
+            return _follow(ray, lambda spec: task.remote(spec, board), board, specs, jobs or len(specs))
+        finally:
+            ray.kill(board)
 
 
 class _ProgressBoard:
@@ -284,10 +290,11 @@ class _ProgressBoard:
         return self.iterations
 
 
-def _train_seed_reporting(spec: SeedSpec, board: Any) -> dict[str, Any]:
+def _train_seed_reporting(spec: SeedSpec, board: Any) -> tuple[str, dict[str, Any]]:
+    """:func:`train_seed` in a Ray worker, posting its iteration to ``board`` at most once a second."""
     last = [0.0]
 
-    def report(iteration: int) -> None:  # at most once a second, and at the end
+    def report(iteration: int) -> None:
         now = time.monotonic()
         if now - last[0] > 1 or iteration == spec.iterations:
             last[0] = now
@@ -296,45 +303,61 @@ def _train_seed_reporting(spec: SeedSpec, board: Any) -> dict[str, Any]:
     return train_seed(spec, report)
 
 
-def _follow(ray: Any, refs: dict[Any, SeedSpec], board: Any, specs: Sequence[SeedSpec]) -> list[Outcome]:
-    """Wait for every task, drawing progress bars, and turn each task's end into an :class:`Outcome`."""
+def _follow(ray: Any, submit: Callable[[SeedSpec], Any], board: Any, specs: Sequence[SeedSpec],
+            jobs: int) -> list[Outcome]:
+    """Submit the seeds, ``jobs`` in flight at a time, and wait for them, drawing progress bars (in a terminal);
+    each task's end becomes an :class:`Outcome`. Interrupted, the tasks still running are cancelled."""
     from tqdm.auto import tqdm
 
     quiet = not sys.stderr.isatty()  # in a log, only the lines written when a seed ends
-    total = tqdm(total=sum(s.iterations for s in specs), desc=f"{len(specs)} seeds", position=0, mininterval=1,
-                 disable=quiet)
+    total = tqdm(total=sum(s.iterations for s in specs), desc=f"{len(specs)} seeds", mininterval=1, disable=quiet)
     bars = {s.label: tqdm(total=s.iterations, desc=s.label, position=i + 1, leave=False, mininterval=1,
                           disable=quiet) for i, s in enumerate(specs)}
-    outcomes: dict[str, Outcome] = {}
-    pending = list(refs)
-    while pending:
-        done, pending = ray.wait(pending, num_returns=1, timeout=1.0)
-        for label, iteration in ray.get(board.read.remote()).items():
-            bars[label].update(iteration - bars[label].n)
-        for ref in done:
-            spec = refs[ref]
-            try:
-                summary = ray.get(ref)
-                outcomes[spec.label] = Outcome(spec, summary["status"], seconds=summary["seconds"])
+    waiting, running, outcomes = list(specs), {}, {}
+    try:
+        while waiting or running:
+            while waiting and len(running) < jobs:
+                spec = waiting.pop(0)
+                running[submit(spec)] = spec
+            done, _ = ray.wait(list(running), num_returns=1, timeout=1.0)
+            if not quiet:
+                for label, iteration in ray.get(board.read.remote()).items():
+                    bars[label].update(iteration - bars[label].n)
+            for ref in done:
+                spec = running.pop(ref)
+                outcomes[spec.label] = _outcome_of(ray, ref, spec)
                 bars[spec.label].update(spec.iterations - bars[spec.label].n)
-            except ray.exceptions.RayTaskError as error:  # the training raised (e.g. it diverged)
-                cause = error.cause if getattr(error, "cause", None) is not None else error
-                outcomes[spec.label] = Outcome(spec, "failed", f"{type(cause).__name__}: {cause}")
-            except ray.exceptions.RayError as error:  # the worker died: killed, out of memory, node lost
-                outcomes[spec.label] = Outcome(spec, "failed", f"its worker died ({type(error).__name__})")
-            tqdm.write(outcome_line(outcomes[spec.label]))
-        total.update(sum(b.n for b in bars.values()) - total.n)
-    for bar in (*bars.values(), total):
-        bar.close()
+                tqdm.write(outcome_line(outcomes[spec.label]))
+            total.update(sum(b.n for b in bars.values()) - total.n)
+    finally:
+        for ref in running:  # Ctrl-C or an error here: stop the seeds still training (their run files stay)
+            ray.cancel(ref, force=True)
+        for bar in (*bars.values(), total):
+            bar.close()
     return [outcomes[s.label] for s in specs]
+
+
+def _outcome_of(ray: Any, ref: Any, spec: SeedSpec) -> Outcome:
+    """A finished Ray task's :class:`Outcome`; its result file is written here too if this machine lacks it (a
+    cluster's worker wrote it on its own disk)."""
+    try:
+        status, result = ray.get(ref)
+    except ray.exceptions.RayTaskError as error:  # the training raised (e.g. it diverged)
+        cause = error.cause if getattr(error, "cause", None) is not None else error
+        return Outcome(spec, "failed", f"{type(cause).__name__}: {cause}")
+    except ray.exceptions.RayError as error:  # the worker died: killed, out of memory, node lost
+        return Outcome(spec, "failed", f"its worker died ({type(error).__name__})")
+    if not spec.result_path.exists():
+        atomic_save(result, spec.result_path)
+    return Outcome(spec, status, seconds=result["wall_seconds_last_session"])
 
 
 def _tune_trial(params: dict[str, Any]) -> None:
     """A Ray Tune trainable: one (setting, seed) of a sweep; reports the final held-out numbers."""
     from ray import tune
 
-    summary = train_seed(params["run"])
-    tune.report({**summary["results"], "seconds": summary["seconds"], "status": summary["status"]})
+    status, result = train_seed(params["run"])
+    tune.report({**result["results"], "seconds": result["wall_seconds_last_session"], "status": status})
 
 
 def run_on_tune(name: str, specs: Sequence[SeedSpec], jobs: int | None, address: str | None) -> list[Outcome]:
@@ -351,18 +374,22 @@ def run_on_tune(name: str, specs: Sequence[SeedSpec], jobs: int | None, address:
         for result in tuner.fit():
             spec = result.config["run"]
             if result.error is not None:
-                outcomes[spec.label] = Outcome(spec, "failed", f"{type(result.error).__name__}: {result.error}")
+                cause = getattr(result.error, "cause", None) or result.error
+                outcomes[spec.label] = Outcome(spec, "failed", f"{type(cause).__name__}: {cause}")
+            elif "status" not in result.metrics:  # stopped (Ctrl-C) before it reported
+                outcomes[spec.label] = Outcome(spec, "failed", "interrupted before it finished")
             else:
                 outcomes[spec.label] = Outcome(spec, result.metrics["status"], seconds=result.metrics["seconds"])
         return [outcomes[s.label] for s in specs]
 
 
 def outcome_line(outcome: Outcome) -> str:
+    """One line for the log: what happened to a seed, and for a failed one what running the command again does."""
     spec = outcome.spec
     if outcome.status == "failed":
         again = (f"resume it from {spec.run_file}" if spec.run_file.exists()
                  else "start it afresh (it stopped before its first run file)")
-        return f"{spec.label}: FAILED: {outcome.detail}; run the same command again to {again}"
+        return f"{spec.label}: FAILED: {outcome.detail}; running the same command again would {again}"
     how = "trained" if outcome.status == "done" else "finished earlier, kept"
     return f"{spec.label}: {how} ({outcome.seconds:.1f} s of training)"
 
@@ -377,28 +404,15 @@ def train_seeds(name: str, seeds: Sequence[int], *, jobs: int | None = None, add
     """Train experiment ``name`` with every seed (and every setting of ``sweep``) and gather the results.
 
     ``jobs``: seeds at the same time (default: every CPU, with Ray; 1 runs them in this process). ``address``:
-    a Ray cluster's ``HOST:PORT`` or "auto". Every input is checked before any training starts.
+    a Ray cluster's ``HOST:PORT`` or "auto". Every input is checked before any training starts; seeds an earlier
+    command finished are kept, not trained again.
 
     Returns:
         The gathered file (``<out_dir>/<name>-seeds.pt``, or ``-sweep.pt`` with a sweep) and each run's outcome.
     """
-    exp = get_experiment(name)
-    check_jobs(jobs)
-    if not seeds:
-        raise ValueError("give at least one seed, e.g. --seeds 0-4")
-    use_ray = address is not None or (jobs != 1 and ray_available() and len(seeds) * len(settings_of(sweep or {})) > 1)
-    if (address is not None or (jobs or 1) > 1) and not ray_available():
-        raise ValueError(f"running seeds side by side (--jobs, --address) needs Ray; {INSTALL_RAY}, or leave "
-                         "out --jobs to run the seeds one after another")
-    if address is not None:
-        check_address(address)
-    for folder in (out_dir, runs_dir):
-        check_writable(folder)
-    iterations = num_iterations or budget(full=exp.num_iterations, quick=exp.quick_iterations)
-    runs = str(Path(runs_dir).resolve())
-    specs = [SeedSpec(name, seed, iterations, runs, changes) for changes in settings_of(sweep or {}) for seed in seeds]
+    specs, use_ray = plan(name, seeds, jobs, address, sweep, num_iterations, out_dir, runs_dir)
     kept = [Outcome(s, "kept", seconds=d["wall_seconds_last_session"]) for s in specs
-            if (d := finished_result(s)) is not None]  # finished by an earlier command: never trained again
+            if (d := finished_result(s)) is not None]
     todo = [s for s in specs if s.label not in {o.spec.label for o in kept}]
     for outcome in kept:
         print(outcome_line(outcome))
@@ -406,7 +420,8 @@ def train_seeds(name: str, seeds: Sequence[int], *, jobs: int | None = None, add
         outcomes = []
     elif not use_ray:
         if len(todo) > 1:
-            print(f"{len(todo)} runs one after another in this process ({INSTALL_RAY} to run them side by side)")
+            print(f"{len(todo)} runs one after another in this process"
+                  + ("" if ray_available() else f" ({INSTALL_RAY} to run them side by side)"))
         outcomes = run_sequential(todo)
     elif sweep:
         outcomes = run_on_tune(name, todo, jobs, address)
@@ -417,20 +432,73 @@ def train_seeds(name: str, seeds: Sequence[int], *, jobs: int | None = None, add
     return gather(name, ordered, out_dir, kind="sweep" if sweep else "seeds"), ordered
 
 
-def gather(name: str, outcomes: Sequence[Outcome], out_dir: str | Path, kind: str = "seeds") -> Path:
-    """Write ``<out_dir>/<name>-<kind>.pt``: every finished run's whole result, and the failed runs with why."""
+def plan(name: str, seeds: Sequence[int], jobs: int | None, address: str | None, sweep: dict[str, list[Any]] | None,
+         num_iterations: int | None, out_dir: str | Path, runs_dir: str | Path) -> tuple[list[SeedSpec], bool]:
+    """Check every input of :func:`train_seeds` (a clear error naming the fix); the runs, and whether on Ray."""
     exp = get_experiment(name)
-    runs, failed = [], []
+    check_jobs(jobs)
+    if not seeds:
+        raise ValueError("give at least one seed, e.g. --seeds 0-4")
+    if any(not isinstance(seed, int) or not 0 <= seed < 2**32 for seed in seeds):
+        raise ValueError(f"seeds must be whole numbers from 0 to 2**32 - 1, got {list(seeds)}")
+    settings = settings_of(sweep or {})
+    for changes in settings:  # the config's own checks, for every combination of the grid
+        try:
+            exp.with_changes(changes)
+        except (ValueError, TypeError) as error:
+            raise ValueError(f"the setting {_setting_name(changes)}: {error}") from None
+    if (address is not None or (jobs or 1) > 1) and not ray_available():
+        raise ValueError(f"running seeds side by side (--jobs, --address) needs Ray; {INSTALL_RAY}, or leave "
+                         "out --jobs to run the seeds one after another")
+    if address is not None:
+        check_address(address)
+    for folder in (out_dir, runs_dir):
+        check_writable(folder)
+    iterations = num_iterations or budget(full=exp.num_iterations, quick=exp.quick_iterations)
+    runs = str(Path(runs_dir).resolve())
+    specs = [SeedSpec(name, seed, iterations, runs, changes) for changes in settings for seed in seeds]
+    for spec in specs:
+        finished_result(spec)  # a result file of another run there is an error now, not after training
+    _previous_gathered(name, "sweep" if sweep else "seeds", iterations, out_dir)
+    use_ray = address is not None or (jobs != 1 and ray_available() and len(specs) > 1)
+    return specs, use_ray
+
+
+def _previous_gathered(name: str, kind: str, iterations: int, out_dir: str | Path) -> dict[str, Any] | None:
+    """The gathered file already at ``<out_dir>/<name>-<kind>.pt`` if its runs can join this command's (same
+    iterations and config), None if there is none; a clear error if it holds other runs."""
+    path = Path(out_dir) / f"{name}-{kind}.pt"
+    if not path.exists():
+        return None
+    data = load_checkpoint(path, required=("experiment", "config", "iterations", "runs", "failed"))
+    if data["experiment"] != name or data["iterations"] != iterations \
+            or not matches_course_config(data["config"], get_experiment(name)):
+        raise ValueError(f"{path} holds runs of {data['iterations']} iterations (or another config), not "
+                         f"{iterations}; give --out another folder so that this command does not replace them")
+    return data
+
+
+def gather(name: str, outcomes: Sequence[Outcome], out_dir: str | Path, kind: str = "seeds") -> Path:
+    """Write ``<out_dir>/<name>-<kind>.pt``: every finished run's whole result file (weights, ``results``,
+    ``history``, ``task_curves`` where the learner has them) under ``runs``, the failed runs with why under
+    ``failed``; the runs of an earlier gathered file there that this command did not run are kept."""
+    iterations = outcomes[0].spec.iterations
+    previous = _previous_gathered(name, kind, iterations, out_dir) or {"runs": [], "failed": []}
+    ran = {(tuple(sorted(o.spec.changes.items())), o.spec.seed) for o in outcomes}
+    runs = [r for r in previous["runs"] if (tuple(sorted(r["changes"].items())), r["seed"]) not in ran]
+    failed = [f for f in previous["failed"] if (tuple(sorted(f["changes"].items())), f["seed"]) not in ran]
     for outcome in outcomes:
         spec = outcome.spec
         if outcome.status == "failed":
             failed.append({"seed": spec.seed, "changes": spec.changes, "error": outcome.detail,
                            "run_file": str(spec.run_file)})
         else:
-            runs.append({"seed": spec.seed, "changes": spec.changes, **load_checkpoint(spec.result_path,
-                                                                                       required=("results",))})
-    gathered = {"format": GATHERED_FORMAT, "experiment": name, "kind": kind, "config": exp.config_dict(),
-                "iterations": outcomes[0].spec.iterations, "seeds": sorted({o.spec.seed for o in outcomes}),
+            result = load_checkpoint(spec.result_path, required=("results",))
+            runs.append({"seed": spec.seed, "changes": spec.changes, **result})
+    runs.sort(key=lambda r: (str(sorted(r["changes"].items())), r["seed"]))
+    gathered = {"format": GATHERED_FORMAT, "experiment": name, "kind": kind,
+                "config": get_experiment(name).config_dict(), "iterations": iterations,
+                "seeds": sorted({r["seed"] for r in runs} | {f["seed"] for f in failed}),
                 "runs": runs, "failed": failed}
     return atomic_save(gathered, Path(out_dir) / f"{name}-{kind}.pt")
 
@@ -458,9 +526,7 @@ def seed_learner(data: dict[str, Any], seed: int) -> Any:
     if run is None:
         raise ValueError(f"the gathered file has no finished run of seed {seed}; "
                          f"it has seeds {sorted(r['seed'] for r in data['runs'])}")
-    exp = get_experiment(data["experiment"])
-    learner = exp.build(seed) if not run["changes"] else dataclasses.replace(
-        exp, config=dataclasses.replace(exp.config, **run["changes"])).build(seed)
+    learner = get_experiment(data["experiment"]).with_changes(run["changes"]).build(seed)
     learner.model.load_state_dict(run["model"])
     return learner
 
@@ -494,14 +560,15 @@ def summary(data: dict[str, Any], confidence: float = 0.95) -> str:
 
 
 def _setting_name(changes: dict[str, Any]) -> str:
+    """``{"inner_lr": 0.03}`` -> ``"inner_lr=0.03"``; no changes -> the experiment's own config."""
     return ", ".join(f"{k}={v}" for k, v in changes.items()) or "the experiment's config"
 
 
 def _interval(values: np.ndarray, confidence: float) -> str:
+    """The mean over seeds with its interval (the course's ``MeanCI``); one seed has no interval."""
     if len(values) < 2:
-        return f"{values.mean():.4f} (one seed: no interval)"
-    mean, half_width = mean_ci(values, confidence)
-    return f"{float(mean):.4f} +/- {float(half_width):.4f}"
+        return f"{values.mean():.3f} (one seed: no interval)"
+    return str(summarize(values, confidence))
 
 
 def main_summary(path: Path, outcomes: Sequence[Outcome], seconds: float) -> int:
@@ -513,6 +580,6 @@ def main_summary(path: Path, outcomes: Sequence[Outcome], seconds: float) -> int
     if data["runs"]:
         print(summary(data))
     if counts["failed"]:
-        print("Run the same command again: finished runs are kept, the failed ones resume from their run files.",
-              file=sys.stderr)
+        print("Run the same command again to resume the failed runs from their run files (finished runs are kept); "
+              "a run that diverged needs another setting first.", file=sys.stderr)
     return 1 if counts["failed"] else 0

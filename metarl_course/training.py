@@ -249,6 +249,10 @@ def train(learner: MetaLearner, num_iterations: int, seed: int = 0, eval_every: 
     history, start = History(), 0
     if checkpoint_path is not None and resume and Path(checkpoint_path).exists():
         history, start = _resume(learner, checkpoint_path, rng, run_info)
+        if start > num_iterations:  # its history and weights are of a longer run: never pass them off as this one
+            raise ValueError(f"{checkpoint_path} is a run already at iteration {start}, past the {num_iterations} "
+                             "asked for; ask for at least that many iterations, or use another checkpoint path "
+                             "(--runs) to train this shorter run from scratch")
 
     def checkpoint(iteration: int) -> None:
         if checkpoint_path is not None:

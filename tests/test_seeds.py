@@ -12,6 +12,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -100,6 +101,10 @@ def closed_port() -> int:
     (["--seeds", "0-1", "--address", "nohost"], "HOST:PORT"),
     (["--seeds", "0-1", "--address", "127.0.0.1:PORT"], "cannot reach a Ray cluster at 127.0.0.1"),
     (["--seeds", "0-1", "--no-resume"], "delete its run file"),
+    (["--jobs", "2"], "add --seeds"),
+    (["--seeds", "0-100000"], "too many"),
+    (["--seed", "-1", "--sweep", "inner_lr=0.01,0.02"], "seeds must be whole numbers"),
+    (["--seeds", "0-1", "--sweep", "num_inner_steps=0,1"], "num_inner_steps must be"),
 ])
 def test_command_line_refuses_bad_input_before_training(tmp_path, capsys, monkeypatch, args, says):
     monkeypatch.setattr(many, "ray_available", lambda: True)  # the checks hold with or without Ray
@@ -166,6 +171,29 @@ def test_a_diverging_run_is_reported_and_the_others_are_gathered(tmp_path, capsy
     assert [r["changes"] for r in data["runs"]] == [{"inner_lr": 0.01}] and len(data["failed"]) == 1
 
 
+def test_runs_of_another_budget_are_refused_before_training_and_more_seeds_join_the_gathered_file(tmp_path):
+    """A finished seed of 60 iterations is neither passed off as a 30-iteration run nor overwritten by one; a later
+    command with other seeds adds them to the gathered file instead of replacing it."""
+    kwargs = dict(out_dir=tmp_path / "out", runs_dir=tmp_path / "runs")
+    many.train_seeds(NAME, [0], num_iterations=60, **kwargs)
+    stamp = (tmp_path / "out" / f"{NAME}-seeds.pt").stat().st_mtime_ns
+    with pytest.raises(ValueError, match="holds another run .60 iterations, not 30.*another --runs"):
+        many.train_seeds(NAME, [0], num_iterations=30, **kwargs)
+    with pytest.raises(ValueError, match="holds runs of 60 iterations.*give --out another folder"):
+        many.train_seeds(NAME, [0], num_iterations=30, out_dir=tmp_path / "out", runs_dir=tmp_path / "other")
+    assert (tmp_path / "out" / f"{NAME}-seeds.pt").stat().st_mtime_ns == stamp
+    assert not (tmp_path / "other" / f"{NAME}-seed0.pt").exists(), "nothing was trained"
+    many.train_seeds(NAME, [1], num_iterations=60, **kwargs)
+    data = many.load_seeds(NAME, tmp_path / "out")
+    assert [r["seed"] for r in data["runs"]] == [0, 1] and data["seeds"] == [0, 1]
+
+
+def test_a_run_file_past_the_budget_is_refused(tmp_path):
+    run_experiment(NAME, 0, 40, tmp_path / "out", tmp_path / "runs", progress=False)
+    with pytest.raises(ValueError, match="already at iteration 40, past the 20 asked for"):
+        run_experiment(NAME, 0, 20, tmp_path / "out", tmp_path / "runs", progress=False)
+
+
 def test_load_seeds_refuses_a_missing_or_foreign_file(tmp_path):
     with pytest.raises(FileNotFoundError, match="train maml-sinusoid --seeds 0-4"):
         many.load_seeds(NAME, tmp_path)
@@ -184,34 +212,47 @@ def test_shipped_seeds_score_what_they_claim(name):
     assert data["iterations"] == many.get_experiment(name).num_iterations
     for run in data["runs"]:
         assert not rescore_problems(name, run, many.seed_learner(data, run["seed"]).evaluate_heldout())
+    single = load_checkpoint(CHECKPOINT_DIR / f"{name}.pt", required=("results",))
+    assert data["runs"][0]["results"] == single["results"], "seed 0 is the shipped single-seed run"
 
 
 # ---------------------------------------------------------------------------------------------------------------
 # On Ray: a local Ray with 2 CPUs, started once for these tests
 # ---------------------------------------------------------------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def local_ray():
-    try:
-        import ray
-    except ImportError:
+def needs_ray() -> None:
+    if not many.ray_available():
         if IN_CI:
             pytest.fail("Ray is not installed: .ci/run installs it with `make cluster`")
         pytest.skip("Ray is not installed (make cluster)")
-    ray.init(num_cpus=2, include_dashboard=False,
+
+
+def test_two_seeds_on_local_ray_equal_the_single_seed_runs(tmp_path):
+    """What a learner types: the command starts a local Ray with 2 CPUs, trains two seeds side by side and gathers
+    exactly the weights, numbers, curves and histories of the two single-seed runs."""
+    needs_ray()
+    out = subprocess.run([sys.executable, "-m", "metarl_course", "train", NAME, "--seeds", "0-1", "--jobs", "2",
+                          "--iterations", "60", "--out", str(tmp_path / "out"), "--runs", str(tmp_path / "runs")],
+                         capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "Started a local Ray instance" in out.stderr and "2 trained, 0 kept from earlier, 0 failed" in out.stdout
+    gathered = load_checkpoint(tmp_path / "out" / f"{NAME}-seeds.pt", required=("runs",))
+    singles = single_runs(tmp_path, [0, 1], 60)
+    assert [r["seed"] for r in gathered["runs"]] == [0, 1]
+    for run in gathered["runs"]:
+        same_run(run, singles[run["seed"]])
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    """One local Ray with 2 CPUs for the tests below (the commands use a Ray their process started as it is)."""
+    needs_ray()
+    import ray
+
+    ray.init(address="local", num_cpus=2, include_dashboard=False,
              runtime_env={"env_vars": {k: os.environ[k] for k in many.ENV_PASSED_ON if k in os.environ}})
     yield ray
     ray.shutdown()
-
-
-def test_two_seeds_on_local_ray_equal_the_single_seed_runs(local_ray, tmp_path):
-    path, outcomes = many.train_seeds(NAME, [0, 1], jobs=2, num_iterations=60, out_dir=tmp_path / "out",
-                                      runs_dir=tmp_path / "runs")
-    assert [o.status for o in outcomes] == ["done", "done"]
-    gathered = load_checkpoint(path, required=("runs",))
-    singles = single_runs(tmp_path, [0, 1], 60)
-    for run in gathered["runs"]:
-        same_run(run, singles[run["seed"]])
 
 
 def test_a_sweep_through_ray_tune_equals_the_same_sweep_one_after_another(local_ray, tmp_path, monkeypatch):
@@ -233,7 +274,7 @@ def test_a_sweep_through_ray_tune_equals_the_same_sweep_one_after_another(local_
 def test_a_killed_worker_is_reported_then_resumed_and_the_finished_seed_kept(local_ray, tmp_path):
     """One of two seeds loses its worker (SIGKILL) after its first run file; the command reports it; running it
     again keeps the finished seed (its file untouched) and resumes the other to the numbers of a straight run."""
-    iterations, runs = 4000, tmp_path / "runs"
+    iterations, runs = 6000, tmp_path / "runs"
     result: dict = {}
     thread = threading.Thread(target=lambda: result.update(zip(("path", "outcomes"), many.train_seeds(
         NAME, [0, 1], jobs=2, num_iterations=iterations, out_dir=tmp_path / "out", runs_dir=runs))))
@@ -242,6 +283,7 @@ def test_a_killed_worker_is_reported_then_resumed_and_the_finished_seed_kept(loc
     while not all((runs / f"{NAME}-seed{s}.pt").exists() for s in (0, 1)):  # both wrote a checkpoint
         assert time.monotonic() < deadline and thread.is_alive(), "the seeds never wrote their run files"
         time.sleep(0.05)
+    assert not list((runs / "results").rglob("*.pt")), "both seeds are still training (far from their end)"
     workers = subprocess.run(["pgrep", "-f", "ray::_train_seed_reporting"], capture_output=True, text=True)
     pids = [int(p) for p in workers.stdout.split()]
     assert pids, "no worker is training"
