@@ -150,6 +150,11 @@ def check_address(address: str) -> None:
 # One seed, in whichever process runs it
 # ---------------------------------------------------------------------------------------------------------------
 
+def run_label(name: str, changes: dict[str, Any], seed: int) -> str:
+    """A run's name in files and messages, e.g. ``maml-sinusoid-inner_lr=0.03-seed2``."""
+    return f"{name}{changes_label(changes)}-seed{seed}"
+
+
 @dataclass(frozen=True)
 class SeedSpec:
     """One training run of a many-seed command: the experiment, the seed, the config fields changed."""
@@ -163,8 +168,8 @@ class SeedSpec:
 
     @property
     def label(self) -> str:
-        """The run's name in files and messages, e.g. ``maml-sinusoid-inner_lr=0.03-seed2``."""
-        return f"{self.name}{changes_label(self.changes)}-seed{self.seed}"
+        """The run's name in files and messages (:func:`run_label`)."""
+        return run_label(self.name, self.changes, self.seed)
 
     @property
     def result_path(self) -> Path:
@@ -410,10 +415,10 @@ def train_seeds(name: str, seeds: Sequence[int], *, jobs: int | None = None, add
     Returns:
         The gathered file (``<out_dir>/<name>-seeds.pt``, or ``-sweep.pt`` with a sweep) and each run's outcome.
     """
-    specs, use_ray = plan(name, seeds, jobs, address, sweep, num_iterations, out_dir, runs_dir)
-    kept = [Outcome(s, "kept", seconds=d["wall_seconds_last_session"]) for s in specs
-            if (d := finished_result(s)) is not None]
-    todo = [s for s in specs if s.label not in {o.spec.label for o in kept}]
+    specs, finished, use_ray = plan(name, seeds, jobs, address, sweep, num_iterations, out_dir, runs_dir)
+    kept = [Outcome(s, "kept", seconds=finished[s.label]["wall_seconds_last_session"]) for s in specs
+            if s.label in finished]
+    todo = [s for s in specs if s.label not in finished]
     for outcome in kept:
         print(outcome_line(outcome))
     if not todo:
@@ -433,8 +438,10 @@ def train_seeds(name: str, seeds: Sequence[int], *, jobs: int | None = None, add
 
 
 def plan(name: str, seeds: Sequence[int], jobs: int | None, address: str | None, sweep: dict[str, list[Any]] | None,
-         num_iterations: int | None, out_dir: str | Path, runs_dir: str | Path) -> tuple[list[SeedSpec], bool]:
-    """Check every input of :func:`train_seeds` (a clear error naming the fix); the runs, and whether on Ray."""
+         num_iterations: int | None, out_dir: str | Path, runs_dir: str | Path
+         ) -> tuple[list[SeedSpec], dict[str, dict[str, Any]], bool]:
+    """Check every input of :func:`train_seeds` (a clear error naming the fix); the runs, the results of those an
+    earlier command finished (by label), and whether to run on Ray."""
     exp = get_experiment(name)
     check_jobs(jobs)
     if not seeds:
@@ -457,11 +464,11 @@ def plan(name: str, seeds: Sequence[int], jobs: int | None, address: str | None,
     iterations = num_iterations or budget(full=exp.num_iterations, quick=exp.quick_iterations)
     runs = str(Path(runs_dir).resolve())
     specs = [SeedSpec(name, seed, iterations, runs, changes) for changes in settings for seed in seeds]
-    for spec in specs:
-        finished_result(spec)  # a result file of another run there is an error now, not after training
+    # a result file of another run in --runs, or a gathered file of another budget in --out: an error now
+    finished = {s.label: result for s in specs if (result := finished_result(s)) is not None}
     _previous_gathered(name, "sweep" if sweep else "seeds", iterations, out_dir)
     use_ray = address is not None or (jobs != 1 and ray_available() and len(specs) > 1)
-    return specs, use_ray
+    return specs, finished, use_ray
 
 
 def _previous_gathered(name: str, kind: str, iterations: int, out_dir: str | Path) -> dict[str, Any] | None:
@@ -484,9 +491,9 @@ def gather(name: str, outcomes: Sequence[Outcome], out_dir: str | Path, kind: st
     ``failed``; the runs of an earlier gathered file there that this command did not run are kept."""
     iterations = outcomes[0].spec.iterations
     previous = _previous_gathered(name, kind, iterations, out_dir) or {"runs": [], "failed": []}
-    ran = {(tuple(sorted(o.spec.changes.items())), o.spec.seed) for o in outcomes}
-    runs = [r for r in previous["runs"] if (tuple(sorted(r["changes"].items())), r["seed"]) not in ran]
-    failed = [f for f in previous["failed"] if (tuple(sorted(f["changes"].items())), f["seed"]) not in ran]
+    ran = {o.spec.label for o in outcomes}
+    runs = [r for r in previous["runs"] if run_label(name, r["changes"], r["seed"]) not in ran]
+    failed = [f for f in previous["failed"] if run_label(name, f["changes"], f["seed"]) not in ran]
     for outcome in outcomes:
         spec = outcome.spec
         if outcome.status == "failed":

@@ -41,6 +41,9 @@ from pathlib import Path
 
 import nbformat
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from run_chapters import cell_label, execute  # noqa: E402  (the one way to run a chapter and name a cell)
+
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
 PACKAGE = ROOT / "metarl_course"
@@ -50,7 +53,6 @@ SRC, HTML_DIR, DOCTREES = BUILD / "src", BUILD / "html", BUILD / "doctrees"
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
 STATIC_FALLBACKS = ("text/html", "text/markdown")  # a widget's own static version, when it brings one
-ANSI_COLOUR = re.compile(r"\x1b\[[0-9;]*m")  # tracebacks come coloured from the kernel
 TEMPLATE_FIELD = re.compile(r"\{\{\s*(readme|notebook|pages|book)\s*:\s*([^}]*?)\s*\}\}")
 MODE_WORDS = {"full": "full mode, as a learner runs them",
               "quick": "quick mode, the tests' smaller budgets: numbers from live training differ from a "
@@ -87,8 +89,9 @@ def package_digest() -> str:
 
 
 def notebook_key(nb: nbformat.NotebookNode, mode: str, package: str | None = None) -> str:
-    """What an execution depends on: the cells' sources and types, the package and the mode."""
-    cells = [[cell.cell_type, cell.source] for cell in nb.cells]
+    """What an execution depends on: the cells' sources, types and tags (e.g. remove-input), the package and the
+    mode."""
+    cells = [[cell.cell_type, cell.source, cell.get("metadata", {}).get("tags", [])] for cell in nb.cells]
     text = json.dumps({"cells": cells, "package": package or package_digest(), "mode": mode}, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()
 
@@ -118,35 +121,16 @@ def cached(path: Path, mode: str, package: str) -> nbformat.NotebookNode | None:
     return nb if nb.metadata.get("metarl_book", {}).get("key") == wanted else None
 
 
-def cell_label(nb: nbformat.NotebookNode, index: int) -> str:
-    """'cell 12 ("train(learner, ...")': the cell's number over all cells and its first line."""
-    lines = nb.cells[index].source.strip().splitlines()
-    return f"cell {index} ({(lines[0][:80] if lines else '')!r})"
-
-
 def execute_chapter(path: Path, mode: str, package: str, timeout: int) -> tuple[str, float, str]:
-    """Run one chapter in a fresh kernel in ``notebooks/``; ``(name, seconds, problem)``, problem empty if it passed."""
-    from nbclient import NotebookClient
-    from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
-
+    """Run one chapter in a fresh kernel in ``notebooks/`` and store it; ``(name, seconds, problem)``, problem
+    empty if it passed."""
     os.environ["METARL_QUICK"] = "1" if mode == "quick" else "0"
     os.environ.setdefault("METARL_DEVICE", "cpu")
-    nb = nbformat.read(path, as_version=4)
-    key = notebook_key(nb, mode, package)
-    client = NotebookClient(nb, timeout=timeout, kernel_name="python3", store_widget_state=True,
-                            resources={"metadata": {"path": str(path.parent)}})
-    start = time.perf_counter()
-    try:
-        client.execute()
-    except (CellExecutionError, CellTimeoutError, DeadKernelError) as error:
-        index = next((i for i, cell in enumerate(nb.cells)
-                      if any(o.get("output_type") == "error" for o in cell.get("outputs", []))), None)
-        where = cell_label(nb, index) if index is not None else "a cell (timed out, or the kernel died)"
-        last = ANSI_COLOUR.sub("", str(error)).strip().splitlines()[-1][:200]
-        return path.stem, time.perf_counter() - start, f"{where}: {last}"
-    seconds = time.perf_counter() - start
-    write_executed(nb, path.stem, mode, key, seconds)
-    return path.stem, seconds, ""
+    key = notebook_key(nbformat.read(path, as_version=4), mode, package)
+    nb, seconds, problem = execute(path, timeout)
+    if not problem:
+        write_executed(nb, path.stem, mode, key, seconds)
+    return path.stem, seconds, problem
 
 
 def execute_changed(paths: list[Path], mode: str, jobs: int, timeout: int, may_execute: bool) -> None:

@@ -15,32 +15,48 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 import time
 from pathlib import Path
 
 import nbformat
-from nbclient import NotebookClient
-from nbclient.exceptions import CellExecutionError
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
+ANSI_COLOUR = re.compile(r"\x1b\[[0-9;]*m")  # tracebacks come coloured from the kernel
+
+
+def execute(path: Path, timeout: int) -> tuple[nbformat.NotebookNode, float, str]:
+    """Run a notebook top to bottom in a fresh kernel in its own folder, widgets' state stored (as the book needs);
+    ``(executed notebook, seconds, problem)``, problem empty when every cell passed, else the failing cell's number,
+    first line and error."""
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
+
+    nb = nbformat.read(path, as_version=4)
+    client = NotebookClient(nb, timeout=timeout, kernel_name="python3", store_widget_state=True,
+                            resources={"metadata": {"path": str(path.parent)}})
+    start = time.perf_counter()
+    try:
+        client.execute()
+    except (CellExecutionError, CellTimeoutError, DeadKernelError) as error:
+        index = next((i for i, cell in enumerate(nb.cells)
+                      if any(o.get("output_type") == "error" for o in cell.get("outputs", []))), None)
+        where = cell_label(nb, index) if index is not None else "a cell (timed out, or the kernel died)"
+        last = ANSI_COLOUR.sub("", str(error)).strip().splitlines()[-1][:200]
+        return nb, time.perf_counter() - start, f"{where}: {last}"
+    return nb, time.perf_counter() - start, ""
+
+
+def cell_label(nb: nbformat.NotebookNode, index: int) -> str:
+    """'cell 12 ("train(learner, ...")': the cell's number over all cells and its first line."""
+    lines = nb.cells[index].source.strip().splitlines()
+    return f"cell {index} ({(lines[0][:80] if lines else '')!r})"
 
 
 def run_chapter(path: Path, out_dir: Path, timeout: int) -> tuple[float, str]:
-    """Execute one chapter; ``(seconds, problem)``, problem empty when every cell passed."""
-    nb = nbformat.read(path, as_version=4)
-    client = NotebookClient(nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}})
-    start = time.perf_counter()
-    problem = ""
-    try:
-        client.execute()
-    except CellExecutionError as error:
-        index = next((i for i, cell in enumerate(nb.cells) if any(o.get("output_type") == "error"
-                                                                   for o in cell.get("outputs", []))), None)
-        first = nb.cells[index].source.strip().splitlines()[0][:80] if index is not None else "?"
-        last = str(error).strip().splitlines()[-1][:200]
-        problem = f"cell {index} ({first!r}): {last}"
-    seconds = time.perf_counter() - start
+    """Execute one chapter and keep it in ``out_dir``; ``(seconds, problem)``, problem empty when every cell passed."""
+    nb, seconds, problem = execute(path, timeout)
     out_dir.mkdir(parents=True, exist_ok=True)
     nbformat.write(nb, out_dir / path.name)
     return seconds, problem
